@@ -1,0 +1,14 @@
+"""grokreg: chapter 8 of Grokking Deep Learning (regularization and batching), fast and exact.
+
+>>> import grokreg
+>>> (x_train, y_train), (x_test, y_test) = grokreg.load_mnist()
+>>> net = grokreg.Network(hidden=40, seed=1)
+>>> history = net.fit(x_train[:1000], y_train[:1000], epochs=10, test_data=(x_test, y_test))
+"""
+from ._version import __version__
+from .data import load_mnist, read_idx
+from .history import History
+from .network import Network
+from .recipes import EXPERIMENTS, reproduce
+
+__all__ = ["__version__", "Network", "History", "load_mnist", "read_idx", "reproduce", "EXPERIMENTS"]

@@ -1,0 +1,457 @@
+"""grokreg's compiled kernels: the 784-hidden-10 network of Grokking Deep Learning, chapter 8.
+
+Layout follows scikit-learn's Cython modules: ``cdef ... noexcept nogil`` functions work on one
+example (raw pointers into C-contiguous arrays), ``def`` functions loop them over a whole epoch or
+data set with the GIL released, and the public Python layer (``grokreg.network``) converts and
+validates user input before calling down. The ``def`` functions still check every shape and
+index they rely on, so calling them directly with bad arguments raises instead of crashing.
+
+Conventions (the book's names): ``weights_0_1`` is (n_inputs, n_hidden), ``weights_1_2`` is
+(n_hidden, n_outputs); targets are one-hot rows built from integer labels; the update is
+``w += alpha * (activation * delta)`` with ``delta = target - output``, that is gradient descent on
+half the squared error (the book's convention).
+
+Zero inputs are skipped in the first layer and its update: ``x_k * w`` for ``x_k == 0`` adds an
+exact zero, so the sparse loop gives bit-identical results to the dense one (MNIST is ~19% ink).
+Likewise hidden units that are zero (inactive or dropped) are skipped in the second layer.
+"""
+from contextlib import nullcontext
+
+import numpy as np
+
+from cython cimport floating
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from libc.math cimport isfinite
+from libc.stdint cimport int64_t, uint32_t
+from numpy.random cimport bitgen_t
+
+
+cdef struct Dropout:
+    bint active        # draw a mask at each training step
+    bint book          # the book's mask: raw 32-bit draw & 1, survivors x2, gradient masked only
+    double keep        # probability that a unit survives (inverted dropout)
+    bitgen_t *rng
+
+
+# ---------------------------------------------------------------------------------------------
+# One example
+# ---------------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t gather_nonzero(const floating *x, Py_ssize_t n_inputs,
+                                      Py_ssize_t *nonzero) noexcept nogil:
+    cdef Py_ssize_t k, count = 0
+    for k in range(n_inputs):
+        if x[k] != 0:
+            nonzero[count] = k
+            count += 1
+    return count
+
+
+cdef inline void hidden_layer(const floating *x, const Py_ssize_t *nonzero, Py_ssize_t n_nonzero,
+                              const floating *weights_0_1, Py_ssize_t n_hidden,
+                              floating *z) noexcept nogil:
+    """z = x . weights_0_1, accumulated row by row (each z[j] summed in input order)."""
+    cdef Py_ssize_t t, j
+    cdef floating xk
+    cdef const floating *row
+    for j in range(n_hidden):
+        z[j] = 0
+    for t in range(n_nonzero):
+        xk = x[nonzero[t]]
+        row = weights_0_1 + nonzero[t] * n_hidden
+        for j in range(n_hidden):
+            z[j] += xk * row[j]
+
+
+cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
+                          Dropout *dropout) noexcept nogil:
+    """ReLU and dropout, in place: h holds z on entry, the layer's output on exit.
+
+    gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
+    factor. The book's derivative is taken of the ReLU *output* (always >= 0) and so is always 1.
+    """
+    cdef Py_ssize_t j
+    cdef floating z, g
+    cdef bint keep_unit
+    cdef floating scale = 1
+    if dropout.active and not dropout.book:
+        scale = <floating> (1.0 / dropout.keep)
+    for j in range(n_hidden):
+        z = h[j]
+        if book:
+            # the book's relu, (z >= 0) * z
+            h[j] = z if z >= 0 else 0
+            g = 1
+        else:
+            h[j] = z if z > 0 else 0
+            g = 1 if z > 0 else 0
+        if dropout.active:
+            # one draw per unit, whatever its value, in the order numpy draws a mask
+            if dropout.book:
+                keep_unit = dropout.rng.next_uint32(dropout.rng.state) & 1
+                h[j] = h[j] * 2 if keep_unit else 0
+            else:
+                keep_unit = dropout.rng.next_double(dropout.rng.state) < dropout.keep
+                h[j] = h[j] * scale if keep_unit else 0
+                g = g * scale
+            if not keep_unit:
+                g = 0
+        gate[j] = g
+
+
+cdef inline void output_layer(const floating *h, Py_ssize_t n_hidden,
+                              const floating *weights_1_2, Py_ssize_t n_outputs,
+                              floating *out) noexcept nogil:
+    cdef Py_ssize_t j, c
+    cdef floating hj
+    cdef const floating *row
+    for c in range(n_outputs):
+        out[c] = 0
+    for j in range(n_hidden):
+        hj = h[j]
+        if hj != 0:
+            row = weights_1_2 + j * n_outputs
+            for c in range(n_outputs):
+                out[c] += hj * row[c]
+
+
+cdef inline Py_ssize_t argmax(const floating *v, Py_ssize_t n) noexcept nogil:
+    """First index of the maximum, as numpy.argmax."""
+    cdef Py_ssize_t c, best = 0
+    for c in range(1, n):
+        if v[c] > v[best]:
+            best = c
+    return best
+
+
+cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int64_t label,
+                                 Py_ssize_t *n_correct) noexcept nogil:
+    """Squared error against the one-hot target; counts a correct argmax."""
+    cdef Py_ssize_t c
+    cdef double d, error = 0
+    for c in range(n_outputs):
+        d = (1.0 if c == label else 0.0) - out[c]
+        error += d * d
+    if argmax(out, n_outputs) == label:
+        n_correct[0] += 1
+    return error
+
+
+cdef inline void output_delta(const floating *out, Py_ssize_t n_outputs, int64_t label,
+                              floating divisor, floating *delta) noexcept nogil:
+    """delta = (target - out) / divisor, the book's (labels - layer_2) / batch_size."""
+    cdef Py_ssize_t c
+    for c in range(n_outputs):
+        delta[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
+
+
+cdef inline void hidden_delta(const floating *delta_2, const floating *weights_1_2,
+                              const floating *gate, Py_ssize_t n_hidden, Py_ssize_t n_outputs,
+                              floating *delta_1) noexcept nogil:
+    """delta_1 = (delta_2 . weights_1_2.T) * gate."""
+    cdef Py_ssize_t j, c
+    cdef floating s
+    cdef const floating *row
+    for j in range(n_hidden):
+        if gate[j] == 0:
+            delta_1[j] = 0
+            continue
+        row = weights_1_2 + j * n_outputs
+        s = 0
+        for c in range(n_outputs):
+            s += delta_2[c] * row[c]
+        delta_1[j] = s * gate[j]
+
+
+cdef inline void add_outer(floating *weights, Py_ssize_t n_cols, floating alpha,
+                           const floating *u, const Py_ssize_t *rows, Py_ssize_t n_rows,
+                           const floating *v) noexcept nogil:
+    """weights[r, :] += alpha * (u[r] * v) for the listed rows r (rows=NULL: rows 0..n_rows-1).
+
+    Rows whose u[r] is zero are left out: they would add exact zeros.
+    """
+    cdef Py_ssize_t t, r, c
+    cdef floating ur
+    cdef floating *row
+    for t in range(n_rows):
+        r = rows[t] if rows != NULL else t
+        ur = u[r]
+        if ur == 0:
+            continue
+        row = weights + r * n_cols
+        for c in range(n_cols):
+            row[c] += alpha * (ur * v[c])
+
+
+# ---------------------------------------------------------------------------------------------
+# One training step: a single example, or a mini-batch
+# ---------------------------------------------------------------------------------------------
+
+cdef inline void forward_train(const floating *x, Py_ssize_t n_inputs, Py_ssize_t *nonzero,
+                               Py_ssize_t *n_nonzero, const floating *weights_0_1,
+                               Py_ssize_t n_hidden, const floating *weights_1_2,
+                               Py_ssize_t n_outputs, floating *h, floating *gate, floating *out,
+                               bint book, Dropout *dropout) noexcept nogil:
+    n_nonzero[0] = gather_nonzero(x, n_inputs, nonzero)
+    hidden_layer(x, nonzero, n_nonzero[0], weights_0_1, n_hidden, h)
+    activate(h, gate, n_hidden, book, dropout)
+    output_layer(h, n_hidden, weights_1_2, n_outputs, out)
+
+
+cdef double sgd_epoch(const floating[:, ::1] x, const int64_t[::1] labels,
+                      const int64_t[::1] order, floating[:, ::1] weights_0_1,
+                      floating[:, ::1] weights_1_2, floating alpha, bint book,
+                      Dropout *dropout, Py_ssize_t *nonzero, floating[:, ::1] h,
+                      floating[:, ::1] gate, floating[:, ::1] out, floating[:, ::1] delta_1,
+                      Py_ssize_t *n_correct) noexcept nogil:
+    """Per-example gradient descent (batch size 1); identical in both modes but for ReLU/dropout."""
+    cdef Py_ssize_t t, i, n_nonzero
+    cdef Py_ssize_t n_inputs = x.shape[1], n_hidden = h.shape[1], n_outputs = out.shape[1]
+    cdef double error = 0
+    for t in range(order.shape[0]):
+        i = order[t]
+        forward_train(&x[i, 0], n_inputs, nonzero, &n_nonzero, &weights_0_1[0, 0], n_hidden,
+                      &weights_1_2[0, 0], n_outputs, &h[0, 0], &gate[0, 0], &out[0, 0], book,
+                      dropout)
+        error += score_example(&out[0, 0], n_outputs, labels[i], n_correct)
+        output_delta(&out[0, 0], n_outputs, labels[i], 1, &out[0, 0])
+        # delta_1 from the weights before this step's update, as the book computes it
+        hidden_delta(&out[0, 0], &weights_1_2[0, 0], &gate[0, 0], n_hidden, n_outputs,
+                     &delta_1[0, 0])
+        add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[0, 0], NULL, n_hidden, &out[0, 0])
+        add_outer(&weights_0_1[0, 0], n_hidden, alpha, &x[i, 0], nonzero, n_nonzero,
+                  &delta_1[0, 0])
+    return error
+
+
+cdef double batch_epoch(const floating[:, ::1] x, const int64_t[::1] labels,
+                        const int64_t[::1] order, floating[:, ::1] weights_0_1,
+                        floating[:, ::1] weights_1_2, floating alpha, Py_ssize_t batch_size,
+                        bint book, Dropout *dropout, Py_ssize_t *nonzero,
+                        Py_ssize_t *n_nonzero, floating[:, ::1] h, floating[:, ::1] gate,
+                        floating[:, ::1] delta_2, floating[:, ::1] delta_1,
+                        floating[:, ::1] grad_1_2, floating[:, ::1] drift,
+                        Py_ssize_t *n_correct, Py_ssize_t *n_seen) noexcept nogil:
+    """Mini-batch gradient descent.
+
+    Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
+    trained too. Book mode: the book's loop, which drops the last partial batch and applies its
+    update batch_size times per batch, recomputing delta_1 from the freshly updated
+    weights_1_2 each time. Done literally that costs batch_size x the work; it is computed here
+    in closed form. weights_1_2 grows by the same alpha * grad_1_2 at each of the B repeats, so at
+    repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
+    grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
+    alpha * x.T . (B * A + alpha * B(B-1)/2 * C).
+    """
+    cdef Py_ssize_t n = order.shape[0]
+    cdef Py_ssize_t n_inputs = x.shape[1], n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t start = 0, size, b, i, j, c, repeat
+    cdef double error = 0
+    cdef floating triangle
+    cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
+    n_seen[0] = stop
+    while start < stop:
+        size = min(batch_size, stop - start)
+        for b in range(size):
+            i = order[start + b]
+            forward_train(&x[i, 0], n_inputs, nonzero + b * n_inputs, &n_nonzero[b],
+                          &weights_0_1[0, 0], n_hidden, &weights_1_2[0, 0], n_outputs,
+                          &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, dropout)
+            error += score_example(&delta_2[b, 0], n_outputs, labels[i], n_correct)
+            output_delta(&delta_2[b, 0], n_outputs, labels[i], <floating> size, &delta_2[b, 0])
+        for b in range(size):
+            hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
+                         &delta_1[b, 0])
+        if book:
+            for j in range(n_hidden):
+                for c in range(n_outputs):
+                    grad_1_2[j, c] = 0
+            for b in range(size):
+                add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], NULL, n_hidden, &delta_2[b, 0])
+            triangle = alpha * <floating> (size * (size - 1) // 2)
+            for b in range(size):
+                hidden_delta(&delta_2[b, 0], &grad_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
+                             &drift[b, 0])
+                for j in range(n_hidden):
+                    delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
+            for repeat in range(size):
+                for j in range(n_hidden):
+                    for c in range(n_outputs):
+                        weights_1_2[j, c] += alpha * grad_1_2[j, c]
+        else:
+            for b in range(size):
+                add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[b, 0], NULL, n_hidden,
+                          &delta_2[b, 0])
+        for b in range(size):
+            i = order[start + b]
+            add_outer(&weights_0_1[0, 0], n_hidden, alpha, &x[i, 0], nonzero + b * n_inputs,
+                      n_nonzero[b], &delta_1[b, 0])
+        start += size
+    return error
+
+
+cdef bint all_finite(const floating[:, ::1] a) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not isfinite(a[i, j]):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Python entry points (private: grokreg.network validates user input before calling these)
+# ---------------------------------------------------------------------------------------------
+
+cdef bitgen_t *bitgen_of(object bit_generator) except NULL:
+    capsule = bit_generator.capsule
+    if not PyCapsule_IsValid(capsule, "BitGenerator"):
+        raise TypeError("bit_generator must be a numpy BitGenerator")
+    return <bitgen_t *> PyCapsule_GetPointer(capsule, "BitGenerator")
+
+
+cdef check_network(Py_ssize_t n_inputs, const floating[:, ::1] weights_0_1,
+                   const floating[:, ::1] weights_1_2):
+    if weights_0_1.shape[0] != n_inputs:
+        raise ValueError(f"x has {n_inputs} features but weights_0_1 has "
+                         f"{weights_0_1.shape[0]} rows")
+    if weights_1_2.shape[0] != weights_0_1.shape[1]:
+        raise ValueError("weights_1_2 must have one row per column of weights_0_1")
+    if n_inputs < 1 or weights_0_1.shape[1] < 1 or weights_1_2.shape[1] < 1:
+        raise ValueError("the network needs at least one input, hidden unit and output")
+
+
+cdef check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t n_outputs):
+    cdef Py_ssize_t i
+    if labels.shape[0] != n:
+        raise ValueError(f"labels has {labels.shape[0]} entries for {n} examples")
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= n_outputs:
+            raise ValueError(f"labels[{i}] = {labels[i]} is outside 0..{n_outputs - 1}")
+
+
+def train_epoch(const floating[:, ::1] x not None, const int64_t[::1] labels not None,
+                const int64_t[::1] order not None, floating[:, ::1] weights_0_1 not None,
+                floating[:, ::1] weights_1_2 not None, double alpha, Py_ssize_t batch_size,
+                bint book, double keep, object bit_generator):
+    """Train one epoch in place; returns (summed squared error, n_correct, n_seen, finite).
+
+    order lists the example indices in training order. keep < 1 turns dropout on and needs
+    bit_generator: book mode requires keep == 0.5 and draws the book's mask (an MT19937 stream
+    continues numpy's legacy np.random.randint(2) exactly); otherwise inverted dropout.
+    finite is False when the error or any weight stopped being finite (divergence).
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
+    cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
+    cdef Py_ssize_t t, n_correct = 0, n_seen = order.shape[0], rows
+    cdef double error
+    cdef bint finite
+    cdef Dropout dropout
+    check_network(n_inputs, weights_0_1, weights_1_2)
+    check_labels(labels, n, n_outputs)
+    for t in range(order.shape[0]):
+        if order[t] < 0 or order[t] >= n:
+            raise ValueError(f"order[{t}] = {order[t]} is outside 0..{n - 1}")
+    if not (0 < keep <= 1):
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not isfinite(alpha):
+        raise ValueError(f"alpha must be finite, got {alpha}")
+    dropout.active = keep < 1
+    dropout.book = book
+    dropout.keep = keep
+    dropout.rng = NULL
+    if dropout.active:
+        if book and keep != 0.5:
+            raise ValueError("the book's dropout keeps half the units (keep = 0.5)")
+        dropout.rng = bitgen_of(bit_generator)
+        lock = bit_generator.lock
+    else:
+        lock = nullcontext()
+
+    dtype = np.float32 if floating is float else np.float64
+    rows = min(batch_size, max(n_seen, 1))
+    cdef floating[:, ::1] h = np.empty((rows, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] gate = np.empty((rows, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] delta_1 = np.empty((rows, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
+    cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
+    cdef Py_ssize_t[::1] nonzero = np.empty(rows * n_inputs, dtype=np.intp)
+    cdef Py_ssize_t[::1] n_nonzero = np.empty(rows, dtype=np.intp)
+
+    with lock, nogil:
+        if n_seen == 0:
+            error = 0
+        elif batch_size == 1:
+            error = sgd_epoch(x, labels, order, weights_0_1, weights_1_2, <floating> alpha, book,
+                              &dropout, &nonzero[0], h, gate, delta_2, delta_1, &n_correct)
+        else:
+            error = batch_epoch(x, labels, order, weights_0_1, weights_1_2, <floating> alpha,
+                                batch_size, book, &dropout, &nonzero[0], &n_nonzero[0], h,
+                                gate, delta_2, delta_1, grad_1_2, drift, &n_correct, &n_seen)
+        finite = isfinite(error) and all_finite(weights_0_1) and all_finite(weights_1_2)
+    return error, n_correct, n_seen, finite
+
+
+def evaluate(const floating[:, ::1] x not None, const int64_t[::1] labels,
+             const floating[:, ::1] weights_0_1 not None,
+             const floating[:, ::1] weights_1_2 not None, int64_t[::1] predictions=None):
+    """Forward pass without dropout over all of x.
+
+    Returns (summed squared error, n_correct) against labels (both 0 when labels is None), and
+    writes each example's predicted class into predictions when given.
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, n_nonzero
+    cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
+    cdef Py_ssize_t n_correct = 0
+    cdef double error = 0
+    cdef bint has_labels = labels is not None, has_predictions = predictions is not None
+    cdef Dropout no_dropout
+    no_dropout.active = False
+    check_network(n_inputs, weights_0_1, weights_1_2)
+    if has_labels:
+        check_labels(labels, n, n_outputs)
+    if has_predictions and predictions.shape[0] != n:
+        raise ValueError(f"predictions has {predictions.shape[0]} entries for {n} examples")
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] h = np.empty(n_hidden, dtype=dtype)
+    cdef floating[::1] gate = np.empty(n_hidden, dtype=dtype)
+    cdef floating[::1] out = np.empty(n_outputs, dtype=dtype)
+    cdef Py_ssize_t[::1] nonzero = np.empty(n_inputs, dtype=np.intp)
+    with nogil:
+        for i in range(n):
+            n_nonzero = gather_nonzero(&x[i, 0], n_inputs, &nonzero[0])
+            hidden_layer(&x[i, 0], &nonzero[0], n_nonzero, &weights_0_1[0, 0], n_hidden, &h[0])
+            activate(&h[0], &gate[0], n_hidden, False, &no_dropout)
+            output_layer(&h[0], n_hidden, &weights_1_2[0, 0], n_outputs, &out[0])
+            if has_labels:
+                error += score_example(&out[0], n_outputs, labels[i], &n_correct)
+            if has_predictions:
+                predictions[i] = argmax(&out[0], n_outputs)
+    return error, n_correct
+
+
+def forward(const floating[:, ::1] x not None, const floating[:, ::1] weights_0_1 not None,
+            const floating[:, ::1] weights_1_2 not None, floating[:, ::1] hidden not None,
+            floating[:, ::1] outputs not None):
+    """Forward pass without dropout: writes ReLU(x . W01) into hidden and hidden . W12 into outputs."""
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, n_nonzero
+    cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
+    cdef Dropout no_dropout
+    no_dropout.active = False
+    check_network(n_inputs, weights_0_1, weights_1_2)
+    if hidden.shape[0] != n or hidden.shape[1] != n_hidden:
+        raise ValueError(f"hidden must have shape ({n}, {n_hidden})")
+    if outputs.shape[0] != n or outputs.shape[1] != n_outputs:
+        raise ValueError(f"outputs must have shape ({n}, {n_outputs})")
+    cdef floating[::1] gate = np.empty(n_hidden, dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t[::1] nonzero = np.empty(n_inputs, dtype=np.intp)
+    with nogil:
+        for i in range(n):
+            n_nonzero = gather_nonzero(&x[i, 0], n_inputs, &nonzero[0])
+            hidden_layer(&x[i, 0], &nonzero[0], n_nonzero, &weights_0_1[0, 0], n_hidden,
+                         &hidden[i, 0])
+            activate(&hidden[i, 0], &gate[0], n_hidden, False, &no_dropout)
+            output_layer(&hidden[i, 0], n_hidden, &weights_1_2[0, 0], n_outputs, &outputs[i, 0])

@@ -1,0 +1,80 @@
+"""Command line: ``grokreg reproduce overfit|dropout|batch [--book] ...``."""
+import argparse
+import sys
+
+from ._version import __version__
+from .recipes import EXPERIMENTS, reproduce
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="grokreg",
+        description="Grokking Deep Learning, chapter 8: regularization and batching.",
+    )
+    parser.add_argument("--version", action="version", version=f"grokreg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "reproduce",
+        help="run one of the book's experiments and print its table",
+        description="Run one of the book's experiments, printing its table on stdout "
+        "(progress goes to stderr). "
+        + " ".join(f"{e.name}: {e.summary}." for e in EXPERIMENTS.values()),
+    )
+    run.add_argument("experiment", choices=list(EXPERIMENTS))
+    run.add_argument("--book", action="store_true",
+                     help="the book's arithmetic and random stream: prints the book's table exactly")
+    run.add_argument("--seed", type=_non_negative_int, default=1, help="random seed (default 1)")
+    run.add_argument("--hidden", type=_positive_int, help="hidden units (default: the book's)")
+    run.add_argument("--alpha", type=float, help="learning rate (default: the book's, "
+                     "or its batch-mean equivalent 0.1 for 'batch' without --book)")
+    run.add_argument("--epochs", type=_non_negative_int, help="epochs (default: the book's)")
+    run.add_argument("--n-train", type=_positive_int, default=1000,
+                     help="training images, the first ones of the set (default 1000)")
+    run.add_argument("--n-test", type=_positive_int, default=10000,
+                     help="test images (default 10000)")
+    run.add_argument("--eval-every", type=_positive_int, default=10,
+                     help="print a line every this many epochs (default 10)")
+    run.add_argument("--data-dir", help="directory with the four MNIST IDX files "
+                     "(default: $GROKREG_DATA, else the subset embedded in grokreg)")
+    run.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                     help="precision (book mode: float64 only)")
+    progress = run.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show progress on stderr (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        reproduce(args.experiment, book=args.book, seed=args.seed, hidden=args.hidden,
+                  alpha=args.alpha, epochs=args.epochs, n_train=args.n_train,
+                  n_test=args.n_test, eval_every=args.eval_every, data_dir=args.data_dir,
+                  dtype=args.dtype, progress=progress)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"grokreg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grokreg: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""MNIST and other IDX data: a validating IDX reader and the loaders.
+
+grokreg ships a subset of MNIST inside the package (training images 0-1999 and all 10,000 test
+images), so it runs offline; the full files are read from a directory given as ``data_dir`` or
+by the ``GROKREG_DATA`` environment variable.
+"""
+import gzip
+import hashlib
+import io
+import os
+import struct
+import zlib
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["read_idx", "load_mnist", "MNIST_FILES", "EMBEDDED_TRAIN_SIZE", "DATA_ENV"]
+
+DATA_ENV = "GROKREG_DATA"
+
+#: the standard MNIST file names, without the ``.gz`` that a directory may add
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+#: training images in the embedded subset: 0-999 are the book's training set, 1000-1999 a
+#: validation set
+EMBEDDED_TRAIN_SIZE = 2000
+
+# IDX type codes and the big-endian numpy types they stand for
+_IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+#: refuse IDX payloads larger than this unless asked otherwise (full MNIST is 47 MB): a header
+#: that lies about its size, or a gzip bomb, cannot make grokreg allocate without bound
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+def read_idx(path, *, max_bytes=DEFAULT_MAX_BYTES):
+    """Read an IDX file (gzipped or raw) into a native-endian numpy array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; gzip is recognised by its content, not its name.
+    max_bytes : int
+        Largest payload accepted.
+
+    Raises
+    ------
+    ValueError
+        The file is not a well-formed IDX file: bad magic, unknown type code, dimensions that
+        do not match the data (truncated or trailing bytes), a payload over ``max_bytes``, or a
+        corrupt gzip stream. The message names the file.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(path, "rb") as f:
+            return _parse_idx(f, path, max_bytes)
+    except (OSError, EOFError, zlib.error) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: unreadable ({exc})") from exc
+
+
+def _parse_idx(f, name, max_bytes):
+    header = f.read(4)
+    if len(header) < 4:
+        raise ValueError(f"{name}: too short for an IDX header")
+    zero, type_code, ndim = struct.unpack(">HBB", header)
+    if zero != 0 or type_code not in _IDX_TYPES or ndim == 0:
+        raise ValueError(f"{name}: not an IDX file (magic 0x{zero:04x} {type_code:02x} {ndim:02x})")
+    dims_raw = f.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise ValueError(f"{name}: header truncated")
+    dims = struct.unpack(f">{ndim}I", dims_raw)
+    dtype = _IDX_TYPES[type_code]
+    nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise ValueError(
+            f"{name}: header declares {nbytes} bytes of data (shape {dims}), "
+            f"more than max_bytes={max_bytes}"
+        )
+    payload = f.read(nbytes + 1)  # one byte more tells trailing garbage apart
+    if len(payload) != nbytes:
+        what = "truncated" if len(payload) < nbytes else "longer than its header says"
+        raise ValueError(f"{name}: data {what} (shape {dims} needs {nbytes} bytes)")
+    return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(directory, name):
+    for candidate in (name + ".gz", name):
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"{directory}: neither {name}.gz nor {name} found")
+
+
+def _embedded_dir():
+    return resources.files("grokreg") / "data"
+
+
+def _read_embedded(name):
+    """Read one embedded file, checking the SHA-256 of its decompressed content."""
+    folder = resources.files("grokreg") / "data"
+    sums = dict(
+        reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines()
+    )
+    content = gzip.decompress((folder / (name + ".gz")).read_bytes())
+    if hashlib.sha256(content).hexdigest() != sums[name]:
+        raise ValueError(f"grokreg's embedded {name} is corrupt: reinstall grokreg")
+    return _parse_idx(io.BytesIO(content), f"embedded {name}", len(content))
+
+
+def _check_count(value, name, available, source):
+    if value is None:
+        return available
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value > available:
+        hint = (
+            f"; pass data_dir= or set {DATA_ENV} to the full MNIST files"
+            if source == "embedded"
+            else ""
+        )
+        raise ValueError(f"{name}={value} but the {source} data hold {available}{hint}")
+    return int(value)
+
+
+def load_mnist(data_dir=None, *, n_train=None, n_test=None):
+    """Load MNIST as ``(x_train, y_train), (x_test, y_test)``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        A directory holding the four standard IDX files (``train-images-idx3-ubyte`` and so on,
+        each gzipped or raw). Defaults to the ``GROKREG_DATA`` environment variable; without
+        either, the subset embedded in grokreg is used (2,000 training, 10,000 test images).
+    n_train, n_test : int, optional
+        Keep the first ``n_train`` training and ``n_test`` test examples (default: all).
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test)
+        Images as uint8 arrays of shape (N, 28, 28), labels as int64 arrays of shape (N,).
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_ENV) or None
+    if data_dir is None:
+        source = "embedded"
+        arrays = {key: _read_embedded(name) for key, name in MNIST_FILES.items()}
+    else:
+        source = os.fspath(data_dir)
+        if not os.path.isdir(source):
+            raise FileNotFoundError(f"data_dir {source!r} is not a directory")
+        arrays = {key: read_idx(_find(source, name)) for key, name in MNIST_FILES.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"{source}: {split} images {images.shape} and labels {labels.shape} do not pair"
+            )
+    n_train = _check_count(n_train, "n_train", len(arrays["train_labels"]), source)
+    n_test = _check_count(n_test, "n_test", len(arrays["test_labels"]), source)
+    return (
+        (arrays["train_images"][:n_train], arrays["train_labels"][:n_train].astype(np.int64)),
+        (arrays["test_images"][:n_test], arrays["test_labels"][:n_test].astype(np.int64)),
+    )
