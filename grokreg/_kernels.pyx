@@ -304,7 +304,7 @@ cdef bint all_finite(const floating[:, ::1] a) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 
 cdef bitgen_t *bitgen_of(object bit_generator) except NULL:
-    capsule = bit_generator.capsule
+    capsule = getattr(bit_generator, "capsule", None)
     if not PyCapsule_IsValid(capsule, "BitGenerator"):
         raise TypeError("bit_generator must be a numpy BitGenerator")
     return <bitgen_t *> PyCapsule_GetPointer(capsule, "BitGenerator")

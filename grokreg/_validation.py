@@ -77,7 +77,8 @@ def as_inputs(x, n_inputs, dtype, name="x"):
         raise ValueError(f"{name} has {array.shape[1]} features per example, the network {n_inputs}")
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array / 255, dtype=dtype)
-    converted = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):  # reported below, naming the argument
+        converted = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(converted).all():
         raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
     return converted

@@ -1,11 +1,18 @@
 """The public network class: validation and bookkeeping around the compiled kernels."""
-import math
+import os
 import threading
 import warnings
 
 import numpy as np
 
-from . import _kernels
+try:
+    from . import _kernels
+except ImportError as exc:  # typically: the source tree, not the installed package, was imported
+    raise ImportError(
+        f"grokreg's compiled kernels are missing from {os.path.dirname(__file__)}: this is "
+        "probably the source tree. Run grokreg from another directory, or build in place "
+        "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
+    ) from exc
 from ._validation import (
     as_dataset,
     as_inputs,

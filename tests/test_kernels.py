@@ -1,0 +1,165 @@
+"""The compiled kernels against plain NumPy, in float64 and float32, and against finite differences."""
+import io
+
+import numpy as np
+import pytest
+
+import numpy_model as model
+from grokreg import _kernels
+
+TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+DTYPES = [np.float64, np.float32]
+
+
+def random_weights(n_inputs, n_hidden, n_outputs, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    w01 = (0.2 * rng.random((n_inputs, n_hidden)) - 0.1).astype(dtype)
+    w12 = (0.2 * rng.random((n_hidden, n_outputs)) - 0.1).astype(dtype)
+    return w01, w12
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_matches_numpy(sparse_data, dtype):
+    x, _ = sparse_data
+    x = x.astype(dtype)
+    w01, w12 = random_weights(30, 7, 4, dtype=dtype)
+    hidden = np.empty((len(x), 7), dtype=dtype)
+    outputs = np.empty((len(x), 4), dtype=dtype)
+    _kernels.forward(x, w01, w12, hidden, outputs)
+    _, h, out = model.forward(x.astype(np.float64), w01.astype(np.float64), w12.astype(np.float64))
+    np.testing.assert_allclose(hidden, h, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(outputs, out, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+def test_skipping_zero_inputs_is_bit_identical_to_the_dense_sum(sparse_data):
+    """The sparse first layer equals the dense sum taken in input order, to the last bit."""
+    x, _ = sparse_data
+    w01, w12 = random_weights(30, 5, 4)
+    hidden = np.empty((len(x), 5))
+    _kernels.forward(x, w01, w12, hidden, np.empty((len(x), 4)))
+    dense = np.zeros((len(x), 5))
+    for k in range(x.shape[1]):  # every input, zeros included, in order
+        dense += x[:, k:k + 1] * w01[k]
+    assert np.array_equal(hidden, np.maximum(dense, 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_evaluate_matches_numpy(sparse_data, dtype):
+    x, labels = sparse_data
+    w01, w12 = random_weights(30, 7, 4, dtype=dtype)
+    predictions = np.empty(len(x), dtype=np.int64)
+    error, correct = _kernels.evaluate(x.astype(dtype), labels, w01, w12, predictions)
+    _, _, out = model.forward(x, w01.astype(np.float64), w12.astype(np.float64))
+    expected_error = np.sum((model.one_hot(labels, 4) - out) ** 2)
+    assert error == pytest.approx(expected_error, rel=TOLERANCE[dtype])
+    assert np.array_equal(predictions, out.argmax(axis=1))
+    assert correct == int(np.sum(out.argmax(axis=1) == labels))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [1, 8, 40, 15])  # 15: a smaller last batch
+@pytest.mark.parametrize("keep", [1.0, 0.7])
+def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep):
+    x, labels = sparse_data
+    w01, w12 = random_weights(30, 7, 4, dtype=dtype)
+    ref01, ref12 = w01.astype(np.float64), w12.astype(np.float64)
+    order = np.arange(len(x), dtype=np.int64)
+    for epoch in range(3):
+        bit_generator = np.random.PCG64(epoch)
+        error, correct, seen, finite = _kernels.train_epoch(
+            x.astype(dtype), labels, order, w01, w12, 0.05, batch_size, False, keep, bit_generator)
+        ref_error, ref_correct = model.train_epoch(
+            x, labels, ref01, ref12, 0.05, batch_size, keep, np.random.Generator(np.random.PCG64(epoch)))
+        assert (seen, finite, correct) == (len(x), True, ref_correct)
+        assert error == pytest.approx(ref_error, rel=10 * TOLERANCE[dtype])
+    np.testing.assert_allclose(w01, ref01, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype])
+    np.testing.assert_allclose(w12, ref12, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.6])
+def test_update_is_the_gradient_by_central_differences(keep):
+    """One full-batch step moves the weights by -alpha * dL/dw, L = mean of half squared error."""
+    rng = np.random.default_rng(3)
+    x = rng.random((12, 6)) * (rng.random((12, 6)) < 0.6)
+    labels = rng.integers(0, 3, size=12)
+    w01, w12 = random_weights(6, 5, 3, seed=4)
+    w01 *= 5  # larger pre-activations keep ReLU away from its kink under perturbation
+    mask = (np.random.Generator(np.random.PCG64(9)).random((12, 5)) < keep).astype(float)
+    before = w01.copy(), w12.copy()
+    alpha = 1e-3
+    _kernels.train_epoch(x, labels, np.arange(12, dtype=np.int64), w01, w12, alpha, 12, False,
+                         keep, np.random.PCG64(9))
+    step = 1e-6
+    for updated, original, index in ((w01, before[0], 0), (w12, before[1], 1)):
+        numeric = np.zeros_like(original)
+        for position in np.ndindex(original.shape):
+            plus, minus = [w.copy() for w in before], [w.copy() for w in before]
+            plus[index][position] += step
+            minus[index][position] -= step
+            numeric[position] = (model.batch_loss(x, labels, *plus, mask, 1 / keep)
+                                 - model.batch_loss(x, labels, *minus, mask, 1 / keep)) / (2 * step)
+        np.testing.assert_allclose((original - updated) / alpha, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("experiment, hidden, n_train", [
+    ("overfit", 12, 60),
+    ("dropout", 16, 60),
+    ("batch", 16, 250),  # two batches of 100; the book drops the last 50
+])
+def test_book_epochs_match_the_books_program(reference, mnist, experiment, hidden, n_train):
+    """Weights after book-mode epochs equal those of chapter8_numpy.run, to rounding."""
+    (x_train, y_train), _ = mnist
+    images = x_train[:n_train].reshape(n_train, 784) / 255
+    labels = np.eye(10)[y_train[:n_train]]
+    config = reference.BOOK[experiment]
+    alpha = 2 * config["alpha"]  # not the book's, to try another value
+    w01_ref, w12_ref = reference.run(experiment, 5, hidden, alpha, 4, images, labels,
+                                     images[:5], labels[:5], 1000, io.StringIO())
+    legacy = np.random.RandomState(5)
+    w01 = 0.2 * legacy.random_sample((784, hidden)) - 0.1
+    w12 = 0.2 * legacy.random_sample((hidden, 10)) - 0.1
+    stream = np.random.MT19937()
+    stream.state = {"bit_generator": "MT19937", "state": legacy.get_state(legacy=False)["state"]}
+    keep = 0.5 if config["dropout"] else 1.0
+    for _ in range(4):
+        _kernels.train_epoch(images, y_train[:n_train], np.arange(n_train, dtype=np.int64), w01,
+                             w12, alpha, config["batch"], True, keep, stream)
+    np.testing.assert_allclose(w01, w01_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(w12, w12_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_divergence_is_reported(mnist):
+    """alpha = 10 overflows in book mode (whose gradient never stops at dead units)."""
+    (x_train, y_train), _ = mnist
+    x = x_train[:200].reshape(200, 784) / 255
+    w01, w12 = random_weights(784, 40, 10)
+    order = np.arange(200, dtype=np.int64)
+    *_, finite = _kernels.train_epoch(x, y_train[:200], order, w01, w12, 10.0, 1, True, 1.0, None)
+    assert not finite
+    *_, finite = _kernels.train_epoch(x, y_train[:200], order, *random_weights(784, 40, 10), 0.005,
+                                      1, True, 1.0, None)
+    assert finite
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(labels=np.array([0, 5])), "outside"),
+    (dict(labels=np.array([0])), "entries"),
+    (dict(order=np.array([0, 2])), "order"),
+    (dict(w12=np.zeros((4, 3))), "one row per column"),
+    (dict(x=np.zeros((2, 7))), "features"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(keep=0.0), "keep"),
+    (dict(alpha=float("nan")), "alpha"),
+    (dict(book=True, keep=0.7), "half"),
+    (dict(keep=0.5, bit_generator=object()), "BitGenerator"),
+])
+def test_train_epoch_refuses_what_would_break_it(change, message):
+    """Called directly, the kernel still checks every shape and index it relies on."""
+    args = dict(x=np.zeros((2, 8)), labels=np.array([0, 1]), order=np.array([0, 1]),
+                w01=np.zeros((8, 5)), w12=np.zeros((5, 3)), alpha=0.1, batch_size=1, book=False,
+                keep=1.0, bit_generator=None)
+    args.update(change)
+    args["labels"] = np.asarray(args["labels"], dtype=np.int64)
+    args["order"] = np.asarray(args["order"], dtype=np.int64)
+    with pytest.raises((ValueError, TypeError), match=message):
+        _kernels.train_epoch(*args.values())

@@ -1,0 +1,237 @@
+"""grokreg.Network: its contract, equivalent inputs, seeding, and refusals of bad input."""
+import threading
+
+import numpy as np
+import pytest
+
+import grokreg
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    return x_train[:300], y_train[:300], x_test[:500], y_test[:500]
+
+
+def trained(small, **options):
+    x, y, x_test, y_test = small
+    net = grokreg.Network(hidden=options.pop("hidden", 20), seed=options.pop("seed", 3), **options)
+    history = net.fit(x, y, epochs=3, alpha=0.01, test_data=(x_test, y_test))
+    return net, history
+
+
+def test_fit_learns_and_reports(small):
+    x, y, x_test, y_test = small
+    net, history = trained(small)
+    assert history.epoch == [0, 1, 2] and history.stop_reason == "completed"
+    assert history.history["accuracy"][-1] > history.history["accuracy"][0]
+    assert net.score(x_test, y_test) > 0.5  # 3 epochs on 300 images; chance is 0.1
+    error, accuracy = net.evaluate(x_test, y_test)
+    assert accuracy == history.history["test_accuracy"][-1]
+    assert error == history.history["test_error"][-1]
+    predictions = net.predict(x_test)
+    assert predictions.dtype == np.int64 and predictions.shape == (500,)
+    assert accuracy == np.mean(predictions == y_test)
+    assert np.array_equal(net.decision_function(x_test).argmax(axis=1), predictions)
+    assert net.history_ is history
+
+
+def test_test_data_evaluated_every_eval_every_and_at_the_end(small):
+    x, y, x_test, y_test = small
+    net = grokreg.Network(hidden=10, seed=0)
+    history = net.fit(x[:50], y[:50], epochs=7, test_data=(x_test, y_test), eval_every=3)
+    assert history.evaluated("test_accuracy")[0] == [0, 3, 6]
+    history = net.fit(x[:50], y[:50], epochs=5, test_data=(x_test, y_test), eval_every=3)
+    assert history.evaluated("test_accuracy")[0] == [0, 3, 4]
+    assert np.isnan(history.history["test_error"][1])
+
+
+def test_equivalent_inputs_give_identical_results(small):
+    """uint8 images in any layout, scaled floats, one-hot labels and odd arrays all agree."""
+    x, y, _, _ = small
+    x_flat = x.reshape(len(x), 784)
+    big_endian = (x_flat / 255).astype(">f8")
+    strided = np.repeat(x_flat, 2, axis=0)[::2]
+    read_only = x_flat.copy()
+    read_only.flags.writeable = False
+    variants = [
+        (x, y),
+        (x_flat, y),
+        (x_flat / 255, y),
+        (big_endian, y),
+        (strided, y),
+        (read_only, y),
+        (x, np.eye(10)[y]),
+        (x, y.astype(np.uint8)),
+        ((x_flat / 255).tolist(), y.tolist()),
+    ]
+    results = []
+    for inputs, labels in variants:
+        net = grokreg.Network(hidden=12, seed=7)
+        net.fit(inputs, labels, epochs=2, alpha=0.01)
+        results.append(net.weights_0_1.copy())
+    for result in results[1:]:
+        assert np.array_equal(result, results[0])
+
+
+def test_memory_mapped_inputs(small, tmp_path):
+    x, y, _, _ = small
+    mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=x.shape)
+    mapped[:] = x
+    a, b = grokreg.Network(hidden=8, seed=1), grokreg.Network(hidden=8, seed=1)
+    a.fit(mapped, y, epochs=1)
+    b.fit(x, y, epochs=1)
+    assert np.array_equal(a.weights_1_2, b.weights_1_2)
+
+
+def test_seeding(small):
+    same = [trained(small, seed=11)[0].weights_1_2 for _ in range(2)]
+    assert np.array_equal(*same)
+    other = trained(small, seed=12)[0].weights_1_2
+    assert not np.array_equal(same[0], other)
+    generator_seeded = trained(small, seed=np.random.default_rng(11), dropout=0.3)[0].weights_1_2
+    int_seeded = trained(small, seed=11, dropout=0.3)[0].weights_1_2
+    assert np.array_equal(generator_seeded, int_seeded)
+
+
+def test_a_generator_seed_is_advanced_like_numpy():
+    generator = np.random.default_rng(5)
+    grokreg.Network(hidden=3, seed=generator, n_inputs=4, n_outputs=2)
+    expected = np.random.default_rng(5)
+    expected.random((4, 3)), expected.random((3, 2))
+    assert generator.random() == expected.random()
+
+
+def test_book_weights_are_the_books_draws():
+    net = grokreg.Network(hidden=40, seed=1, book=True)
+    legacy = np.random.RandomState(1)
+    assert np.array_equal(net.weights_0_1, 0.2 * legacy.random((784, 40)) - 0.1)
+    assert np.array_equal(net.weights_1_2, 0.2 * legacy.random((40, 10)) - 0.1)
+
+
+def test_float32_tracks_float64(small):
+    x, y, x_test, y_test = small
+    nets = {}
+    for dtype in ("float64", "float32"):
+        nets[dtype] = grokreg.Network(hidden=20, seed=2, dtype=dtype, dropout=0.2)
+        nets[dtype].fit(x, y, epochs=2, alpha=0.01, batch_size=10)
+    assert nets["float32"].weights_0_1.dtype == np.float32
+    np.testing.assert_allclose(nets["float32"].weights_0_1, nets["float64"].weights_0_1, atol=1e-4)
+    assert abs(nets["float32"].score(x_test, y_test) - nets["float64"].score(x_test, y_test)) < 0.01
+
+
+def test_weights_are_read_only_views_and_settable_with_checks(small):
+    net = grokreg.Network(hidden=5, seed=0)
+    with pytest.raises(ValueError):
+        net.weights_0_1[0, 0] = 1.0
+    net.weights_1_2 = np.ones((5, 10))
+    assert net.weights_1_2.dtype == np.float64 and net.weights_1_2.sum() == 50
+    with pytest.raises(ValueError, match="shape"):
+        net.weights_1_2 = np.ones((10, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        net.weights_0_1 = np.full((784, 5), np.nan)
+
+
+def test_divergence_stops_with_a_warning_and_finite_weights(small):
+    x, y, _, _ = small
+    net = grokreg.Network(hidden=20, seed=0, book=True)
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 0"):
+        history = net.fit(x, y, epochs=5, alpha=10.0)
+    assert history.stop_reason == "diverged" and history.epoch == []
+    assert np.isfinite(net.weights_0_1).all() and np.isfinite(net.weights_1_2).all()
+
+
+def test_a_second_fit_on_the_same_network_is_refused(small):
+    x, y, _, _ = small
+    net = grokreg.Network(hidden=5, seed=0)
+
+    def refit(record):
+        net.fit(x, y, epochs=1)
+
+    with pytest.raises(RuntimeError, match="already training"):
+        net.fit(x, y, epochs=1, on_epoch_end=refit)
+    net.fit(x, y, epochs=1)  # and the lock is released afterwards
+
+
+def test_networks_train_in_parallel_threads_as_they_do_alone(small):
+    x, y, _, _ = small
+    alone = [grokreg.Network(hidden=16, seed=s, dropout=0.5) for s in (1, 2)]
+    for net in alone:
+        net.fit(x, y, epochs=3)
+    together = [grokreg.Network(hidden=16, seed=s, dropout=0.5) for s in (1, 2)]
+    threads = [threading.Thread(target=net.fit, args=(x, y), kwargs=dict(epochs=3)) for net in together]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for a, b in zip(alone, together):
+        assert np.array_equal(a.weights_0_1, b.weights_0_1)
+
+
+X = np.zeros((4, 784), dtype=np.uint8)
+Y = np.array([0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("options, error, message", [
+    (dict(hidden=0), ValueError, "hidden"),
+    (dict(hidden=2.5), TypeError, "hidden"),
+    (dict(dropout=1.0), ValueError, "dropout"),
+    (dict(dropout=-0.1), ValueError, "dropout"),
+    (dict(dropout=float("nan")), ValueError, "dropout"),
+    (dict(dtype="float16"), ValueError, "dtype"),
+    (dict(dtype=None), ValueError, "dtype"),
+    (dict(book="yes"), TypeError, "book"),
+    (dict(book=True, dtype="float32"), ValueError, "float64"),
+    (dict(book=True, dropout=0.3), ValueError, "0.5"),
+    (dict(book=True, seed=-1), ValueError, "seed"),
+    (dict(book=True, seed=np.random.default_rng()), TypeError, "seed"),
+    (dict(seed="abc"), TypeError, "seed"),
+    (dict(n_inputs=0), ValueError, "n_inputs"),
+])
+def test_constructor_refuses(options, error, message):
+    with pytest.raises(error, match=message):
+        grokreg.Network(**options)
+
+
+@pytest.mark.parametrize("x, y, options, error, message", [
+    (X[:, :100], Y, {}, ValueError, "features"),
+    (X[0], Y, {}, ValueError, "shape"),
+    (X[:0], Y[:0], {}, ValueError, "empty"),
+    (X, Y[:3], {}, ValueError, "3 labels for 4"),
+    (X.astype(np.int64), Y, {}, TypeError, "uint8"),
+    (X.astype(object), Y, {}, TypeError, "numeric"),
+    (np.full((4, 784), np.nan), Y, {}, ValueError, "NaN"),
+    (np.full((4, 784), 1e300), Y, {}, ValueError, "infinite"),  # overflows float32 only
+    ("pixels", Y, {}, TypeError, "x must be an array"),
+    (X, np.array([0, 1, 2, 10]), {}, ValueError, r"0\.\.9"),
+    (X, np.array([0, 1, 2, -1]), {}, ValueError, r"0\.\.9"),
+    (X, Y.astype(float), {}, TypeError, "integer"),
+    (X, np.full((4, 10), 0.1), {}, ValueError, "one-hot"),
+    (X, np.ones((4, 10)), {}, ValueError, "one-hot"),
+    (X, np.eye(9)[Y], {}, ValueError, "10 columns"),
+    (X, Y, dict(alpha=0), ValueError, "alpha"),
+    (X, Y, dict(alpha=-1), ValueError, "alpha"),
+    (X, Y, dict(alpha=float("nan")), ValueError, "alpha"),
+    (X, Y, dict(alpha="0.1"), TypeError, "alpha"),
+    (X, Y, dict(epochs=-1), ValueError, "epochs"),
+    (X, Y, dict(batch_size=0), ValueError, "batch_size"),
+    (X, Y, dict(batch_size=5), ValueError, "batch_size"),
+    (X, Y, dict(eval_every=0), ValueError, "eval_every"),
+    (X, Y, dict(test_data=X), TypeError, "test_data"),
+    (X, Y, dict(test_data=(X[:, :5], Y)), ValueError, r"test_data\[0\]"),
+    (X, Y, dict(on_epoch_end=3), TypeError, "on_epoch_end"),
+])
+def test_fit_refuses(x, y, options, error, message):
+    net = grokreg.Network(hidden=4, seed=0, dtype="float32")
+    before = net.weights_0_1.copy()
+    with pytest.raises(error, match=message):
+        net.fit(x, y, **options)
+    assert np.array_equal(net.weights_0_1, before)
+
+
+@pytest.mark.parametrize("method", ["predict", "decision_function", "evaluate", "score"])
+def test_inference_refuses_bad_input(method):
+    net = grokreg.Network(hidden=4, seed=0)
+    args = (X[:, :10],) if method in ("predict", "decision_function") else (X[:, :10], Y)
+    with pytest.raises(ValueError, match="features"):
+        getattr(net, method)(*args)
