@@ -208,6 +208,10 @@ class Network:
             dict(epochs=epochs, alpha=alpha, batch_size=batch_size, n_train=len(x),
                  eval_every=eval_every, book=self.book, dropout=self.dropout)
         )
+        # the kernels read each data set as sparse rows, built once per fit
+        train = _kernels.sparse_rows(x)
+        if test_data is not None:
+            test_data = (_kernels.sparse_rows(test_data[0]), test_data[1])
         order = np.arange(len(x), dtype=np.int64)
         keep = 1.0 - self.dropout
         # the weights of the last finite epoch, restored if training diverges
@@ -218,7 +222,7 @@ class Network:
                 np.copyto(backup[0], self._weights_0_1)
                 np.copyto(backup[1], self._weights_1_2)
                 error, correct, _, finite = _kernels.train_epoch(
-                    x, y, order, self._weights_0_1, self._weights_1_2, alpha, batch_size,
+                    *train, y, order, self._weights_0_1, self._weights_1_2, alpha, batch_size,
                     self.book, keep, self._bit_generator)
                 if not finite:
                     np.copyto(self._weights_0_1, backup[0])
@@ -249,9 +253,9 @@ class Network:
 
     # -- inference --------------------------------------------------------------------------
 
-    def _evaluate(self, x, y):
-        error, correct = _kernels.evaluate(x, y, self._weights_0_1, self._weights_1_2)
-        return error / len(x), correct / len(x)
+    def _evaluate(self, rows, y):
+        error, correct = _kernels.evaluate(*rows, y, self._weights_0_1, self._weights_1_2)
+        return error / len(y), correct / len(y)
 
     def evaluate(self, x, y):
         """(error, accuracy) on (x, y) without dropout.
@@ -260,7 +264,8 @@ class Network:
         Test-Err); accuracy the fraction whose largest output is the label.
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
-        return self._evaluate(x, as_labels(y, len(x), self.n_outputs))
+        y = as_labels(y, len(x), self.n_outputs)
+        return self._evaluate(_kernels.sparse_rows(x), y)
 
     def score(self, x, y):
         """Accuracy on (x, y)."""
@@ -270,13 +275,14 @@ class Network:
         """Predicted class of each example: an int64 array of shape (N,)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
-        _kernels.evaluate(x, None, self._weights_0_1, self._weights_1_2, predictions)
+        _kernels.evaluate(*_kernels.sparse_rows(x), None, self._weights_0_1, self._weights_1_2,
+                          predictions)
         return predictions
 
     def decision_function(self, x):
         """The output layer for each example (no dropout): an array of shape (N, n_outputs)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
-        hidden = np.empty((len(x), self.hidden), dtype=self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
-        _kernels.forward(x, self._weights_0_1, self._weights_1_2, hidden, outputs)
+        _kernels.evaluate(*_kernels.sparse_rows(x), None, self._weights_0_1, self._weights_1_2,
+                          None, outputs)
         return outputs

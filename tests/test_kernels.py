@@ -11,6 +11,17 @@ TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
 
 
+def rows(x):
+    """x as sparse rows (data, indices, indptr): the kernels' first three arguments."""
+    return _kernels.sparse_rows(np.ascontiguousarray(x))
+
+
+def outputs_of(x, w01, w12):
+    outputs = np.empty((len(x), w12.shape[1]), dtype=w12.dtype)
+    _kernels.evaluate(*rows(x.astype(w12.dtype)), None, w01, w12, None, outputs)
+    return outputs
+
+
 def random_weights(n_inputs, n_hidden, n_outputs, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     w01 = (0.2 * rng.random((n_inputs, n_hidden)) - 0.1).astype(dtype)
@@ -18,29 +29,39 @@ def random_weights(n_inputs, n_hidden, n_outputs, seed=0, dtype=np.float64):
     return w01, w12
 
 
+def test_sparse_rows(sparse_data):
+    x, _ = sparse_data
+    data, indices, indptr = _kernels.sparse_rows(x)
+    row_of, columns = np.nonzero(x)
+    assert np.array_equal(indices, columns) and indices.dtype == np.int32
+    assert np.array_equal(data, x[row_of, columns])
+    assert np.array_equal(indptr, np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=len(x)))]))
+    assert [len(a) for a in _kernels.sparse_rows(np.zeros((3, 5)))] == [0, 0, 4]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_matches_numpy(sparse_data, dtype):
     x, _ = sparse_data
-    x = x.astype(dtype)
     w01, w12 = random_weights(30, 7, 4, dtype=dtype)
-    hidden = np.empty((len(x), 7), dtype=dtype)
-    outputs = np.empty((len(x), 4), dtype=dtype)
-    _kernels.forward(x, w01, w12, hidden, outputs)
-    _, h, out = model.forward(x.astype(np.float64), w01.astype(np.float64), w12.astype(np.float64))
-    np.testing.assert_allclose(hidden, h, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
-    np.testing.assert_allclose(outputs, out, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    _, _, out = model.forward(x.astype(dtype).astype(np.float64), w01.astype(np.float64),
+                              w12.astype(np.float64))
+    np.testing.assert_allclose(outputs_of(x, w01, w12), out, rtol=TOLERANCE[dtype],
+                               atol=TOLERANCE[dtype])
 
 
-def test_skipping_zero_inputs_is_bit_identical_to_the_dense_sum(sparse_data):
-    """The sparse first layer equals the dense sum taken in input order, to the last bit."""
+def test_skipping_zeros_is_bit_identical_to_the_dense_sums(sparse_data):
+    """Sparse layers equal dense sums taken in index order, zeros included, to the last bit."""
     x, _ = sparse_data
-    w01, w12 = random_weights(30, 5, 4)
-    hidden = np.empty((len(x), 5))
-    _kernels.forward(x, w01, w12, hidden, np.empty((len(x), 4)))
-    dense = np.zeros((len(x), 5))
+    w01, w12 = random_weights(30, 37, 4)  # 37 = 16 + 16 + 4 + 1: every block width but 8 and 2
+    hidden = np.zeros((len(x), 37))
     for k in range(x.shape[1]):  # every input, zeros included, in order
-        dense += x[:, k:k + 1] * w01[k]
-    assert np.array_equal(hidden, np.maximum(dense, 0))
+        hidden += x[:, k:k + 1] * w01[k]
+    hidden = np.maximum(hidden, 0)
+    out = np.zeros((len(x), 4))
+    for j in range(37):
+        out += hidden[:, j:j + 1] * w12[j]
+    assert np.array_equal(outputs_of(x, w01, w12), out)
+    assert np.array_equal(outputs_of(np.zeros((2, 30)), w01, w12), np.zeros((2, 4)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -48,7 +69,7 @@ def test_evaluate_matches_numpy(sparse_data, dtype):
     x, labels = sparse_data
     w01, w12 = random_weights(30, 7, 4, dtype=dtype)
     predictions = np.empty(len(x), dtype=np.int64)
-    error, correct = _kernels.evaluate(x.astype(dtype), labels, w01, w12, predictions)
+    error, correct = _kernels.evaluate(*rows(x.astype(dtype)), labels, w01, w12, predictions)
     _, _, out = model.forward(x, w01.astype(np.float64), w12.astype(np.float64))
     expected_error = np.sum((model.one_hot(labels, 4) - out) ** 2)
     assert error == pytest.approx(expected_error, rel=TOLERANCE[dtype])
@@ -67,7 +88,7 @@ def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep):
     for epoch in range(3):
         bit_generator = np.random.PCG64(epoch)
         error, correct, seen, finite = _kernels.train_epoch(
-            x.astype(dtype), labels, order, w01, w12, 0.05, batch_size, False, keep, bit_generator)
+            *rows(x.astype(dtype)), labels, order, w01, w12, 0.05, batch_size, False, keep, bit_generator)
         ref_error, ref_correct = model.train_epoch(
             x, labels, ref01, ref12, 0.05, batch_size, keep, np.random.Generator(np.random.PCG64(epoch)))
         assert (seen, finite, correct) == (len(x), True, ref_correct)
@@ -87,7 +108,7 @@ def test_update_is_the_gradient_by_central_differences(keep):
     mask = (np.random.Generator(np.random.PCG64(9)).random((12, 5)) < keep).astype(float)
     before = w01.copy(), w12.copy()
     alpha = 1e-3
-    _kernels.train_epoch(x, labels, np.arange(12, dtype=np.int64), w01, w12, alpha, 12, False,
+    _kernels.train_epoch(*rows(x), labels, np.arange(12, dtype=np.int64), w01, w12, alpha, 12, False,
                          keep, np.random.PCG64(9))
     step = 1e-6
     for updated, original, index in ((w01, before[0], 0), (w12, before[1], 1)):
@@ -122,7 +143,7 @@ def test_book_epochs_match_the_books_program(reference, mnist, experiment, hidde
     stream.state = {"bit_generator": "MT19937", "state": legacy.get_state(legacy=False)["state"]}
     keep = 0.5 if config["dropout"] else 1.0
     for _ in range(4):
-        _kernels.train_epoch(images, y_train[:n_train], np.arange(n_train, dtype=np.int64), w01,
+        _kernels.train_epoch(*rows(images), y_train[:n_train], np.arange(n_train, dtype=np.int64), w01,
                              w12, alpha, config["batch"], True, keep, stream)
     np.testing.assert_allclose(w01, w01_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(w12, w12_ref, rtol=1e-9, atol=1e-12)
@@ -134,9 +155,10 @@ def test_divergence_is_reported(mnist):
     x = x_train[:200].reshape(200, 784) / 255
     w01, w12 = random_weights(784, 40, 10)
     order = np.arange(200, dtype=np.int64)
-    *_, finite = _kernels.train_epoch(x, y_train[:200], order, w01, w12, 10.0, 1, True, 1.0, None)
+    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order, w01, w12, 10.0, 1, True,
+                                      1.0, None)
     assert not finite
-    *_, finite = _kernels.train_epoch(x, y_train[:200], order, *random_weights(784, 40, 10), 0.005,
+    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order, *random_weights(784, 40, 10), 0.005,
                                       1, True, 1.0, None)
     assert finite
 
@@ -146,20 +168,28 @@ def test_divergence_is_reported(mnist):
     (dict(labels=np.array([0])), "entries"),
     (dict(order=np.array([0, 2])), "order"),
     (dict(w12=np.zeros((4, 3))), "one row per column"),
-    (dict(x=np.zeros((2, 7))), "features"),
+    (dict(w01=np.zeros((7, 5))), "indices"),
+    (dict(data=np.ones(3)), "sparse rows"),
     (dict(batch_size=0), "batch_size"),
     (dict(keep=0.0), "keep"),
     (dict(alpha=float("nan")), "alpha"),
     (dict(book=True, keep=0.7), "half"),
     (dict(keep=0.5, bit_generator=object()), "BitGenerator"),
+    (dict(indices=np.array([0, 8], dtype=np.int32)), "indices"),
+    (dict(indices=np.array([0, -1], dtype=np.int32)), "indices"),
+    (dict(indptr=np.array([0, 3, 2])), "non-decreasing"),
+    (dict(indptr=np.array([0, 1, 3])), "sparse rows"),
+    (dict(indptr=np.array([0, 2])), "labels"),
 ])
 def test_train_epoch_refuses_what_would_break_it(change, message):
     """Called directly, the kernel still checks every shape and index it relies on."""
-    args = dict(x=np.zeros((2, 8)), labels=np.array([0, 1]), order=np.array([0, 1]),
+    args = dict(data=np.ones(2), indices=np.array([0, 7], dtype=np.int32),
+                indptr=np.array([0, 1, 2]), labels=np.array([0, 1]), order=np.array([0, 1]),
                 w01=np.zeros((8, 5)), w12=np.zeros((5, 3)), alpha=0.1, batch_size=1, book=False,
                 keep=1.0, bit_generator=None)
     args.update(change)
     args["labels"] = np.asarray(args["labels"], dtype=np.int64)
     args["order"] = np.asarray(args["order"], dtype=np.int64)
+    args["indptr"] = np.asarray(args["indptr"], dtype=np.int64)
     with pytest.raises((ValueError, TypeError), match=message):
         _kernels.train_epoch(*args.values())
