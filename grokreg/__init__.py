@@ -10,5 +10,7 @@ from .data import load_mnist, read_idx
 from .history import History
 from .network import Network
 from .recipes import EXPERIMENTS, reproduce
+from .regularization import EarlyStopping
 
-__all__ = ["__version__", "Network", "History", "load_mnist", "read_idx", "reproduce", "EXPERIMENTS"]
+__all__ = ["__version__", "Network", "EarlyStopping", "History", "load_mnist", "read_idx",
+           "reproduce", "EXPERIMENTS"]

@@ -1,4 +1,4 @@
-"""grokreg's compiled kernels: the 784-hidden-10 network of Grokking Deep Learning, chapter 8.
+"""grokreg's compiled kernels: the inputs-hidden-outputs network of Grokking Deep Learning, ch. 8.
 
 Layout follows scikit-learn's Cython modules: ``cdef ... noexcept nogil`` functions work on one
 example (raw pointers into C-contiguous arrays), ``def`` functions loop them over a whole epoch or
@@ -7,15 +7,17 @@ validates user input before calling down. The ``def`` functions still check ever
 index they rely on, so calling them directly with bad arguments raises instead of crashing.
 
 Conventions (the book's names): ``weights_0_1`` is (n_inputs, n_hidden), ``weights_1_2`` is
-(n_hidden, n_outputs); targets are one-hot rows built from integer labels; the update is
-``w += alpha * (activation * delta)`` with ``delta = target - output``, that is gradient descent on
-half the squared error (the book's convention).
+(n_hidden, n_outputs); ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never
+updated, without biases: starting a sum from +0.0 changes nothing). Targets are one-hot rows built
+from integer labels. The update is ``w += alpha * (activation * delta)``, where for squared
+error ``delta = target - output`` (gradient descent on half the squared error, the book's
+convention) and for softmax cross-entropy ``delta = target - softmax(output)``.
 
-Zero inputs are skipped in the first layer and its update: ``x_k * w`` for ``x_k == 0`` adds an
-exact zero, so the sparse loop gives bit-identical results to the dense one (MNIST is ~19% ink).
-``sparse_rows(x)`` stores each data set once in compressed sparse row form (``data``, ``indices``,
-``indptr``, as scipy.sparse names them), and every pass reads only the non-zero inputs, contiguously. Hidden units that are zero (inactive or
-dropped) are likewise skipped in the second layer.
+Data sets are stored once in compressed sparse row form, ``sparse_rows(x)`` = (``data``,
+``indices``, ``indptr``) as scipy.sparse names them, and every pass reads only the non-zero
+inputs, contiguously (MNIST is ~19% ink). Skipping a zero input is exact: ``x_k * w`` adds an
+exact zero. Hidden units that are zero (inactive or dropped) are likewise skipped in the second
+layer.
 """
 from contextlib import nullcontext
 
@@ -23,9 +25,13 @@ import numpy as np
 
 from cython cimport floating
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport isfinite
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.math cimport exp, isfinite, log
+from libc.stdint cimport int32_t, int64_t
 from numpy.random cimport bitgen_t
+
+cpdef enum Loss:
+    SQUARED_ERROR = 0
+    SOFTMAX_CROSS_ENTROPY = 1
 
 
 cdef struct Dropout:
@@ -33,6 +39,13 @@ cdef struct Dropout:
     bint book          # the book's mask: raw 32-bit draw & 1, survivors x2, gradient masked only
     double keep        # probability that a unit survives (inverted dropout)
     bitgen_t *rng
+
+
+cdef struct Rules:
+    bint book          # the book's arithmetic: ReLU derivative 1, its mask and batch loop
+    bint train_bias
+    int loss           # SQUARED_ERROR or SOFTMAX_CROSS_ENTROPY
+    Dropout dropout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,14 +61,15 @@ cdef enum:
 
 
 cdef inline void hidden_block(const floating *values, const int32_t *columns, Py_ssize_t count,
-                              const floating *weights_0_1, Py_ssize_t n_hidden,
-                              Py_ssize_t start, Py_ssize_t width, floating *z) noexcept nogil:
+                              const floating *weights_0_1, const floating *bias_1,
+                              Py_ssize_t n_hidden, Py_ssize_t start, Py_ssize_t width,
+                              floating *z) noexcept nogil:
     cdef Py_ssize_t t, j
     cdef floating xk
     cdef const floating *row
     cdef floating acc[BLOCK]
     for j in range(width):
-        acc[j] = 0
+        acc[j] = bias_1[start + j]
     for t in range(count):
         xk = values[t]
         row = weights_0_1 + columns[t] * n_hidden + start
@@ -66,24 +80,24 @@ cdef inline void hidden_block(const floating *values, const int32_t *columns, Py
 
 
 cdef inline void hidden_layer(const floating *values, const int32_t *columns, Py_ssize_t count,
-                              const floating *weights_0_1, Py_ssize_t n_hidden,
-                              floating *z) noexcept nogil:
-    """z = x . weights_0_1 from x's count non-zero values and their columns (in input order)."""
+                              const floating *weights_0_1, const floating *bias_1,
+                              Py_ssize_t n_hidden, floating *z) noexcept nogil:
+    """z = bias_1 + x . weights_0_1, from x's non-zero values and their columns."""
     cdef Py_ssize_t start = 0
     while n_hidden - start >= 16:
-        hidden_block(values, columns, count, weights_0_1, n_hidden, start, 16, z)
+        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 16, z)
         start += 16
     if n_hidden - start >= 8:
-        hidden_block(values, columns, count, weights_0_1, n_hidden, start, 8, z)
+        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 8, z)
         start += 8
     if n_hidden - start >= 4:
-        hidden_block(values, columns, count, weights_0_1, n_hidden, start, 4, z)
+        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 4, z)
         start += 4
     if n_hidden - start >= 2:
-        hidden_block(values, columns, count, weights_0_1, n_hidden, start, 2, z)
+        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 2, z)
         start += 2
     if n_hidden - start >= 1:
-        hidden_block(values, columns, count, weights_0_1, n_hidden, start, 1, z)
+        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 1, z)
 
 
 cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
@@ -123,13 +137,13 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
 
 
 cdef inline void output_layer(const floating *h, Py_ssize_t n_hidden,
-                              const floating *weights_1_2, Py_ssize_t n_outputs,
-                              floating *out) noexcept nogil:
+                              const floating *weights_1_2, const floating *bias_2,
+                              Py_ssize_t n_outputs, floating *out) noexcept nogil:
     cdef Py_ssize_t j, c
     cdef floating hj
     cdef const floating *row
     for c in range(n_outputs):
-        out[c] = 0
+        out[c] = bias_2[c]
     for j in range(n_hidden):
         hj = h[j]
         if hj != 0:
@@ -147,25 +161,47 @@ cdef inline Py_ssize_t argmax(const floating *v, Py_ssize_t n) noexcept nogil:
     return best
 
 
-cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int64_t label,
-                                 Py_ssize_t *n_correct) noexcept nogil:
-    """Squared error against the one-hot target; counts a correct argmax."""
+cdef inline double log_sum_exp(const floating *out, Py_ssize_t n_outputs,
+                               double *largest) noexcept nogil:
+    """log(sum(exp(out - largest))), with largest = max(out): the stable softmax normaliser."""
     cdef Py_ssize_t c
-    cdef double d, error = 0
+    cdef double total = 0
+    largest[0] = out[argmax(out, n_outputs)]
     for c in range(n_outputs):
-        d = (1.0 if c == label else 0.0) - out[c]
-        error += d * d
+        total += exp(out[c] - largest[0])
+    return log(total)
+
+
+cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int64_t label,
+                                 int loss, Py_ssize_t *n_correct) noexcept nogil:
+    """The example's loss (squared error summed over outputs, or cross-entropy) and its hit."""
+    cdef Py_ssize_t c
+    cdef double d, largest, error = 0
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        error = log_sum_exp(out, n_outputs, &largest) - (out[label] - largest)
+    else:
+        for c in range(n_outputs):
+            d = (1.0 if c == label else 0.0) - out[c]
+            error += d * d
     if argmax(out, n_outputs) == label:
         n_correct[0] += 1
     return error
 
 
-cdef inline void output_delta(const floating *out, Py_ssize_t n_outputs, int64_t label,
-                              floating divisor, floating *delta) noexcept nogil:
-    """delta = (target - out) / divisor, the book's (labels - layer_2) / batch_size."""
+cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label, int loss,
+                              floating divisor) noexcept nogil:
+    """In place: out becomes (target - prediction) / divisor, the book's (labels - layer_2) / B.
+
+    The prediction is the output itself for squared error, its softmax for cross-entropy.
+    """
     cdef Py_ssize_t c
+    cdef double largest, normaliser
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        normaliser = log_sum_exp(out, n_outputs, &largest)
+        for c in range(n_outputs):
+            out[c] = <floating> exp(out[c] - largest - normaliser)
     for c in range(n_outputs):
-        delta[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
+        out[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
 
 
 cdef inline void hidden_delta(const floating *delta_2, const floating *weights_1_2,
@@ -184,6 +220,14 @@ cdef inline void hidden_delta(const floating *delta_2, const floating *weights_1
         for c in range(n_outputs):
             s += delta_2[c] * row[c]
         delta_1[j] = s * gate[j]
+
+
+cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
+                            const floating *v) noexcept nogil:
+    """target += alpha * v (a bias update)."""
+    cdef Py_ssize_t c
+    for c in range(n):
+        target[c] += alpha * v[c]
 
 
 cdef inline void add_outer(floating *weights, Py_ssize_t n_cols, floating alpha,
@@ -244,56 +288,61 @@ cdef inline void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating a
 
 
 # ---------------------------------------------------------------------------------------------
-# One training step: a single example, or a mini-batch
+# One epoch: per example, or in mini-batches
 # ---------------------------------------------------------------------------------------------
 
-cdef inline void forward_train(const floating *values, const int32_t *columns, Py_ssize_t count,
-                               const floating *weights_0_1, Py_ssize_t n_hidden,
-                               const floating *weights_1_2, Py_ssize_t n_outputs, floating *h,
-                               floating *gate, floating *out, bint book,
-                               Dropout *dropout) noexcept nogil:
-    hidden_layer(values, columns, count, weights_0_1, n_hidden, h)
+cdef inline void forward_example(const floating *data, const int32_t *indices,
+                                 const int64_t *indptr, Py_ssize_t i,
+                                 const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
+                                 const floating[:, ::1] weights_1_2, const floating[::1] bias_2,
+                                 floating *h, floating *gate, floating *out, bint book,
+                                 Dropout *dropout) noexcept nogil:
+    cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1]
+    hidden_layer(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
+                 &bias_1[0], n_hidden, h)
     activate(h, gate, n_hidden, book, dropout)
-    output_layer(h, n_hidden, weights_1_2, n_outputs, out)
+    output_layer(h, n_hidden, &weights_1_2[0, 0], &bias_2[0], weights_1_2.shape[1], out)
 
 
-cdef double sgd_epoch(const floating *data, const int32_t *indices,
-                      const int64_t[::1] indptr, const int64_t[::1] labels,
-                      const int64_t[::1] order, floating[:, ::1] weights_0_1,
-                      floating[:, ::1] weights_1_2, floating alpha, bint book,
-                      Dropout *dropout, floating[:, ::1] h, floating[:, ::1] gate,
+cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+                      const int64_t[::1] labels, const int64_t[::1] order,
+                      floating[:, ::1] weights_0_1, floating[::1] bias_1,
+                      floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
+                      Rules *rules, floating[:, ::1] h, floating[:, ::1] gate,
                       floating[:, ::1] out, floating[:, ::1] delta_1,
                       Py_ssize_t *n_correct) noexcept nogil:
-    """Per-example gradient descent (batch size 1); identical in both modes but for ReLU/dropout."""
-    cdef Py_ssize_t t, i, first, count
+    """Per-example gradient descent (batch size 1), the book's first two experiments."""
+    cdef Py_ssize_t t, i, first
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = out.shape[1]
     cdef double error = 0
     for t in range(order.shape[0]):
         i = order[t]
-        first = indptr[i]
-        count = indptr[i + 1] - first
-        forward_train(data + first, indices + first, count, &weights_0_1[0, 0], n_hidden,
-                      &weights_1_2[0, 0], n_outputs, &h[0, 0], &gate[0, 0], &out[0, 0], book,
-                      dropout)
-        error += score_example(&out[0, 0], n_outputs, labels[i], n_correct)
-        output_delta(&out[0, 0], n_outputs, labels[i], 1, &out[0, 0])
+        forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
+                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, &rules.dropout)
+        error += score_example(&out[0, 0], n_outputs, labels[i], rules.loss, n_correct)
+        output_delta(&out[0, 0], n_outputs, labels[i], rules.loss, 1)
         # delta_1 from the weights before this step's update, as the book computes it
         hidden_delta(&out[0, 0], &weights_1_2[0, 0], &gate[0, 0], n_hidden, n_outputs,
                      &delta_1[0, 0])
         add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[0, 0], n_hidden, &out[0, 0])
+        first = indptr[i]
         add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + first, indices + first,
-                       count, &delta_1[0, 0])
+                       indptr[i + 1] - first, &delta_1[0, 0])
+        if rules.train_bias:
+            add_scaled(&bias_2[0], n_outputs, alpha, &out[0, 0])
+            add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[0, 0])
     return error
 
 
-cdef double batch_epoch(const floating *data, const int32_t *indices,
-                        const int64_t[::1] indptr, const int64_t[::1] labels,
-                        const int64_t[::1] order, floating[:, ::1] weights_0_1,
-                        floating[:, ::1] weights_1_2, floating alpha, Py_ssize_t batch_size,
-                        bint book, Dropout *dropout, floating[:, ::1] h, floating[:, ::1] gate,
-                        floating[:, ::1] delta_2, floating[:, ::1] delta_1,
-                        floating[:, ::1] grad_1_2, floating[:, ::1] drift,
-                        Py_ssize_t *n_correct, Py_ssize_t *n_seen) noexcept nogil:
+cdef double batch_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+                        const int64_t[::1] labels, const int64_t[::1] order,
+                        floating[:, ::1] weights_0_1, floating[::1] bias_1,
+                        floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
+                        Py_ssize_t batch_size, Rules *rules, floating[:, ::1] h,
+                        floating[:, ::1] gate, floating[:, ::1] delta_2,
+                        floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
+                        floating[:, ::1] drift, Py_ssize_t *n_correct,
+                        Py_ssize_t *n_seen) noexcept nogil:
     """Mini-batch gradient descent.
 
     Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
@@ -303,24 +352,24 @@ cdef double batch_epoch(const floating *data, const int32_t *indices,
     in closed form. weights_1_2 grows by the same alpha * grad_1_2 at each of the B repeats, so at
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
-    alpha * x.T . (B * A + alpha * B(B-1)/2 * C).
+    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.)
     """
     cdef Py_ssize_t n = order.shape[0]
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
     cdef Py_ssize_t start = 0, size, b, i, j, c, repeat
     cdef double error = 0
     cdef floating triangle
+    cdef bint book = rules.book
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
     n_seen[0] = stop
     while start < stop:
         size = min(batch_size, stop - start)
         for b in range(size):
             i = order[start + b]
-            forward_train(data + indptr[i], indices + indptr[i], indptr[i + 1] - indptr[i],
-                          &weights_0_1[0, 0], n_hidden, &weights_1_2[0, 0], n_outputs,
-                          &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, dropout)
-            error += score_example(&delta_2[b, 0], n_outputs, labels[i], n_correct)
-            output_delta(&delta_2[b, 0], n_outputs, labels[i], <floating> size, &delta_2[b, 0])
+            forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
+                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, &rules.dropout)
+            error += score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss, n_correct)
+            output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss, <floating> size)
         for b in range(size):
             hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
                          &delta_1[b, 0])
@@ -348,16 +397,18 @@ cdef double batch_epoch(const floating *data, const int32_t *indices,
             i = order[start + b]
             add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + indptr[i],
                            indices + indptr[i], indptr[i + 1] - indptr[i], &delta_1[b, 0])
+            if rules.train_bias:
+                add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
+                add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[b, 0])
         start += size
     return error
 
 
-cdef bint all_finite(const floating[:, ::1] a) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if not isfinite(a[i, j]):
-                return False
+cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not isfinite(a[i]):
+            return False
     return True
 
 
@@ -372,12 +423,16 @@ cdef bitgen_t *bitgen_of(object bit_generator) except NULL:
     return <bitgen_t *> PyCapsule_GetPointer(capsule, "BitGenerator")
 
 
-cdef check_network(const floating[:, ::1] weights_0_1, const floating[:, ::1] weights_1_2):
-    cdef Py_ssize_t n_inputs = weights_0_1.shape[0]
+cdef check_network(const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
+                   const floating[:, ::1] weights_1_2, const floating[::1] bias_2, int loss):
+    if weights_0_1.shape[0] < 1 or weights_0_1.shape[1] < 1 or weights_1_2.shape[1] < 1:
+        raise ValueError("the network needs at least one input, hidden unit and output")
     if weights_1_2.shape[0] != weights_0_1.shape[1]:
         raise ValueError("weights_1_2 must have one row per column of weights_0_1")
-    if n_inputs < 1 or weights_0_1.shape[1] < 1 or weights_1_2.shape[1] < 1:
-        raise ValueError("the network needs at least one input, hidden unit and output")
+    if bias_1.shape[0] != weights_0_1.shape[1] or bias_2.shape[0] != weights_1_2.shape[1]:
+        raise ValueError("bias_1 and bias_2 must have one entry per hidden unit and output")
+    if loss != SQUARED_ERROR and loss != SOFTMAX_CROSS_ENTROPY:
+        raise ValueError(f"unknown loss code {loss}")
 
 
 cdef check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t n_outputs):
@@ -436,23 +491,25 @@ def sparse_rows(const floating[:, ::1] x not None):
 def train_epoch(const floating[::1] data not None, const int32_t[::1] indices not None,
                 const int64_t[::1] indptr not None, const int64_t[::1] labels not None,
                 const int64_t[::1] order not None, floating[:, ::1] weights_0_1 not None,
-                floating[:, ::1] weights_1_2 not None, double alpha, Py_ssize_t batch_size,
-                bint book, double keep, object bit_generator):
-    """Train one epoch in place; returns (summed squared error, n_correct, n_seen, finite).
+                floating[::1] bias_1 not None, floating[:, ::1] weights_1_2 not None,
+                floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
+                double keep, object bit_generator, int loss=SQUARED_ERROR,
+                bint train_bias=False):
+    """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
 
     (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
     order. keep < 1 turns dropout on and needs bit_generator: book mode requires keep == 0.5 and
     draws the book's mask (an MT19937 stream continues numpy's legacy np.random.randint(2)
-    exactly); otherwise inverted dropout. finite is False when the error or any weight stopped
-    being finite (divergence).
+    exactly); otherwise inverted dropout. finite is False when the loss or any parameter
+    stopped being finite (divergence).
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
     cdef Py_ssize_t t, n_correct = 0, n_seen = order.shape[0], rows
     cdef double error
     cdef bint finite
-    cdef Dropout dropout
-    check_network(weights_0_1, weights_1_2)
+    cdef Rules rules
+    check_network(weights_0_1, bias_1, weights_1_2, bias_2, loss)
     check_rows(indices, indptr, data.shape[0], weights_0_1.shape[0])
     check_labels(labels, n, n_outputs)
     for t in range(order.shape[0]):
@@ -464,14 +521,19 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not isfinite(alpha):
         raise ValueError(f"alpha must be finite, got {alpha}")
-    dropout.active = keep < 1
-    dropout.book = book
-    dropout.keep = keep
-    dropout.rng = NULL
-    if dropout.active:
+    if book and (loss != SQUARED_ERROR or train_bias):
+        raise ValueError("the book's network has squared error and no biases")
+    rules.book = book
+    rules.train_bias = train_bias
+    rules.loss = loss
+    rules.dropout.active = keep < 1
+    rules.dropout.book = book
+    rules.dropout.keep = keep
+    rules.dropout.rng = NULL
+    if rules.dropout.active:
         if book and keep != 0.5:
             raise ValueError("the book's dropout keeps half the units (keep = 0.5)")
-        dropout.rng = bitgen_of(bit_generator)
+        rules.dropout.rng = bitgen_of(bit_generator)
         lock = bit_generator.lock
     else:
         lock = nullcontext()
@@ -492,29 +554,33 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         if n_seen == 0:
             error = 0
         elif batch_size == 1:
-            error = sgd_epoch(values, columns, indptr, labels, order, weights_0_1, weights_1_2,
-                              <floating> alpha, book, &dropout, h, gate, delta_2, delta_1,
-                              &n_correct)
+            error = sgd_epoch(values, columns, &indptr[0], labels, order, weights_0_1, bias_1,
+                              weights_1_2, bias_2, <floating> alpha, &rules, h, gate, delta_2,
+                              delta_1, &n_correct)
         else:
-            error = batch_epoch(values, columns, indptr, labels, order, weights_0_1,
-                                weights_1_2, <floating> alpha, batch_size, book, &dropout, h,
-                                gate, delta_2, delta_1, grad_1_2, drift, &n_correct, &n_seen)
-        finite = isfinite(error) and all_finite(weights_0_1) and all_finite(weights_1_2)
+            error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
+                                bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
+                                &rules, h, gate, delta_2, delta_1, grad_1_2, drift, &n_correct,
+                                &n_seen)
+        finite = (isfinite(error)
+                  and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * n_hidden)
+                  and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)
+                  and all_finite(&bias_1[0], n_hidden) and all_finite(&bias_2[0], n_outputs))
     return error, n_correct, n_seen, finite
 
 
 def evaluate(const floating[::1] data not None, const int32_t[::1] indices not None,
              const int64_t[::1] indptr not None, const int64_t[::1] labels,
-             const floating[:, ::1] weights_0_1 not None,
-             const floating[:, ::1] weights_1_2 not None, int64_t[::1] predictions=None,
+             const floating[:, ::1] weights_0_1 not None, const floating[::1] bias_1 not None,
+             const floating[:, ::1] weights_1_2 not None, const floating[::1] bias_2 not None,
+             int loss=SQUARED_ERROR, int64_t[::1] predictions=None,
              floating[:, ::1] outputs=None):
     """Forward pass without dropout over the sparse rows (data, indices, indptr).
 
-    Returns (summed squared error, n_correct) against labels (both 0 when labels is None);
-    writes each example's predicted class into predictions and its output layer into outputs
-    when they are given.
+    Returns (summed loss, n_correct) against labels (both 0 when labels is None); writes each
+    example's predicted class into predictions and its output layer into outputs when given.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, i, first
+    cdef Py_ssize_t n = indptr.shape[0] - 1, i
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
     cdef Py_ssize_t n_correct = 0
     cdef double error = 0
@@ -522,7 +588,7 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
     cdef bint has_predictions = predictions is not None, has_outputs = outputs is not None
     cdef Dropout no_dropout
     no_dropout.active = False
-    check_network(weights_0_1, weights_1_2)
+    check_network(weights_0_1, bias_1, weights_1_2, bias_2, loss)
     check_rows(indices, indptr, data.shape[0], weights_0_1.shape[0])
     if has_labels:
         check_labels(labels, n, n_outputs)
@@ -541,12 +607,10 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
         for i in range(n):
             if has_outputs:
                 row_out = &outputs[i, 0]
-            first = indptr[i]
-            forward_train(values + first, columns + first, indptr[i + 1] - first,
-                          &weights_0_1[0, 0], n_hidden, &weights_1_2[0, 0], n_outputs, &h[0],
-                          &gate[0], row_out, False, &no_dropout)
+            forward_example(values, columns, &indptr[0], i, weights_0_1, bias_1, weights_1_2,
+                            bias_2, &h[0], &gate[0], row_out, False, &no_dropout)
             if has_labels:
-                error += score_example(row_out, n_outputs, labels[i], &n_correct)
+                error += score_example(row_out, n_outputs, labels[i], loss, &n_correct)
             if has_predictions:
                 predictions[i] = argmax(row_out, n_outputs)
     return error, n_correct

@@ -1,9 +1,9 @@
-"""Command line: ``grokreg reproduce overfit|dropout|batch [--book] ...``."""
+"""Command line: ``grokreg reproduce overfit|dropout|batch|early-stopping|all [--book] ...``."""
 import argparse
 import sys
 
 from ._version import __version__
-from .recipes import EXPERIMENTS, reproduce
+from .recipes import EXPERIMENTS, compare, comparison_table, reproduce
 
 
 def _positive_int(text):
@@ -32,9 +32,10 @@ def build_parser():
         help="run one of the book's experiments and print its table",
         description="Run one of the book's experiments, printing its table on stdout "
         "(progress goes to stderr). "
-        + " ".join(f"{e.name}: {e.summary}." for e in EXPERIMENTS.values()),
+        + " ".join(f"{e.name}: {e.summary}." for e in EXPERIMENTS.values())
+        + " all: every experiment in both modes, and one comparison table.",
     )
-    run.add_argument("experiment", choices=list(EXPERIMENTS))
+    run.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
     run.add_argument("--book", action="store_true",
                      help="the book's arithmetic and random stream: prints the book's table exactly")
     run.add_argument("--seed", type=_non_negative_int, default=1, help="random seed (default 1)")
@@ -52,6 +53,8 @@ def build_parser():
                      "(default: $GROKREG_DATA, else the subset embedded in grokreg)")
     run.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="precision (book mode: float64 only)")
+    run.add_argument("--plot", metavar="DIR",
+                     help="with 'all': write a PNG figure per experiment into DIR (matplotlib)")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress on stderr (default: when stderr is a terminal)")
@@ -59,15 +62,40 @@ def build_parser():
     return parser
 
 
+def _reproduce_all(args, progress):
+    ignored = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
+               if getattr(args, name) not in (None, False)]
+    if ignored or args.dtype != "float64":
+        raise ValueError(f"'reproduce all' runs the book's settings in both modes; "
+                         f"drop {', '.join(ignored) or '--dtype'}")
+    if args.plot:  # fail before the long runs, not after
+        from .plots import _pyplot
+
+        _pyplot()
+    runs = compare(seed=args.seed, n_train=args.n_train, n_test=args.n_test,
+                   eval_every=args.eval_every, data_dir=args.data_dir, progress=progress)
+    print(comparison_table(runs))
+    if args.plot:
+        from .plots import plot_comparison
+
+        for path in plot_comparison(runs, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        reproduce(args.experiment, book=args.book, seed=args.seed, hidden=args.hidden,
-                  alpha=args.alpha, epochs=args.epochs, n_train=args.n_train,
-                  n_test=args.n_test, eval_every=args.eval_every, data_dir=args.data_dir,
-                  dtype=args.dtype, progress=progress)
-    except (ValueError, TypeError, OSError) as exc:
+        if args.experiment == "all":
+            _reproduce_all(args, progress)
+        else:
+            if args.plot:
+                raise ValueError("--plot goes with 'reproduce all'")
+            reproduce(args.experiment, book=args.book, seed=args.seed, hidden=args.hidden,
+                      alpha=args.alpha, epochs=args.epochs, n_train=args.n_train,
+                      n_test=args.n_test, eval_every=args.eval_every, data_dir=args.data_dir,
+                      dtype=args.dtype, progress=progress)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"grokreg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
         "probably the source tree. Run grokreg from another directory, or build in place "
         "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
     ) from exc
+from . import _serialization
 from ._validation import (
     as_dataset,
     as_inputs,
@@ -23,12 +24,16 @@ from ._validation import (
 )
 from .history import History
 from .progress import EpochProgress
+from .regularization import EarlyStopping
 
 __all__ = ["Network"]
 
+LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
+          "softmax_cross_entropy": _kernels.Loss.SOFTMAX_CROSS_ENTROPY}
+
 
 class Network:
-    """A 3-layer network, inputs -> hidden (ReLU) -> outputs (linear), trained on squared error.
+    """A 3-layer network, inputs -> hidden (ReLU) -> outputs (linear), trained by gradient descent.
 
     Parameters
     ----------
@@ -39,16 +44,21 @@ class Network:
         inverted dropout (survivors scaled by 1/(1 - dropout)); book mode allows 0 or 0.5, the
         book's mask (survivors x2, the gradient masked but not scaled).
     seed : int, numpy.random.Generator, SeedSequence or None
-        Seeds the initial weights and the dropout masks. Default mode passes it to
-        ``numpy.random.default_rng`` (a Generator is used as is, and advanced). Book mode needs
+        Seeds the initial weights and the dropout masks (and shuffling). Default mode passes it
+        to ``numpy.random.default_rng`` (a Generator is used as is, and advanced). Book mode needs
         an int or None: ``numpy.random.RandomState(seed)`` draws the weights as the book does and
         its stream continues into the masks.
     book : bool
         Reproduce the book exactly: its ReLU derivative (always 1), its dropout mask, its batch
         loop (the update applied batch_size times per batch) and its random stream. Requires
-        float64. Default (False): the mathematically correct model.
+        float64, ``loss="mse"`` and no biases. Default (False): the mathematically correct model.
     dtype : {"float64", "float32"}
-        Precision of the weights and of the arithmetic.
+        Precision of the parameters and of the arithmetic.
+    loss : {"mse", "softmax_cross_entropy"}
+        "mse", the book's: squared error against one-hot targets (half of it is minimised).
+        "softmax_cross_entropy": the outputs are logits; their softmax's cross-entropy.
+    bias : bool
+        Add trained biases to the hidden and output layers (the book has none).
     n_inputs, n_outputs : int
         Layer sizes (MNIST: 784 pixels, 10 classes).
 
@@ -56,34 +66,41 @@ class Network:
     ----------
     weights_0_1 : ndarray of shape (n_inputs, hidden)
     weights_1_2 : ndarray of shape (hidden, n_outputs)
+    bias_1, bias_2 : ndarrays of shape (hidden,) and (n_outputs,), zero without biases
     history_ : History or None
         The record of the latest ``fit``, kept up to date while it runs.
 
     Notes
     -----
-    Both layers start uniform in [-0.1, 0.1) as in the book. Training minimises half the
-    squared error: the update is ``w += alpha * activation * (target - output)``, the book's
-    rule; mini-batches average the gradient over the batch. A network trains in one thread at
-    a time (a second concurrent ``fit`` raises RuntimeError); the kernels release the GIL, so
-    separate networks train in parallel threads.
+    Both weight layers start uniform in [-0.1, 0.1) as in the book; biases start at zero. The
+    update is ``w += alpha * activation * (target - prediction)``, the book's rule;
+    mini-batches average the gradient over the batch. A network trains in one thread at a time
+    (a second concurrent ``fit`` raises RuntimeError); the kernels release the GIL, so separate
+    networks train in parallel threads.
     """
 
     def __init__(self, hidden=40, *, dropout=0.0, seed=None, book=False, dtype="float64",
-                 n_inputs=784, n_outputs=10):
+                 loss="mse", bias=False, n_inputs=784, n_outputs=10):
         self.hidden = check_int(hidden, "hidden", minimum=1)
-        self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1)
+        self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=2**31 - 1)
         self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
         self.dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
-        if not isinstance(book, (bool, np.bool_)):
-            raise TypeError(f"book must be True or False, got {type(book).__name__}")
-        self.book = bool(book)
+        for name, value in (("book", book), ("bias", bias)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+        self.book, self.bias = bool(book), bool(bias)
         self.dtype = check_dtype(dtype)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.loss = loss
         shapes = (self.n_inputs, self.hidden), (self.hidden, self.n_outputs)
         if self.book:
             if self.dtype != np.float64:
                 raise ValueError("book mode computes in float64, as the book does")
             if self.dropout not in (0.0, 0.5):
                 raise ValueError(f"the book's dropout is 0.5 (or 0 for none), got {self.dropout}")
+            if self.loss != "mse" or self.bias:
+                raise ValueError("the book's network has loss='mse' and no biases")
             if seed is not None:
                 seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
             legacy = np.random.RandomState(seed)
@@ -104,18 +121,25 @@ class Network:
         self._weights_0_1, self._weights_1_2 = (
             np.ascontiguousarray(w, dtype=self.dtype) for w in weights
         )
+        self._bias_1 = np.zeros(self.hidden, dtype=self.dtype)
+        self._bias_2 = np.zeros(self.n_outputs, dtype=self.dtype)
         self.history_ = None
         self._training = threading.Lock()
 
     def __repr__(self):
         return (
             f"Network(hidden={self.hidden}, dropout={self.dropout}, book={self.book}, "
-            f"dtype={self.dtype.name!r}, n_inputs={self.n_inputs}, n_outputs={self.n_outputs})"
+            f"dtype={self.dtype.name!r}, loss={self.loss!r}, bias={self.bias}, "
+            f"n_inputs={self.n_inputs}, n_outputs={self.n_outputs})"
         )
 
-    # -- weights ----------------------------------------------------------------------------
+    # -- parameters -------------------------------------------------------------------------
 
-    def _set_weights(self, value, name, shape):
+    @property
+    def _parameters(self):
+        return self._weights_0_1, self._bias_1, self._weights_1_2, self._bias_2
+
+    def _checked(self, value, name, shape):
         array = np.asarray(value)
         if array.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
@@ -126,32 +150,52 @@ class Network:
             raise ValueError(f"{name} contains NaN or infinite values")
         return array
 
-    @property
-    def weights_0_1(self):
-        """Input-to-hidden weights, shape (n_inputs, hidden); a read-only view."""
-        view = self._weights_0_1.view()
+    def _read_only(self, array):
+        view = array.view()
         view.flags.writeable = False
         return view
 
+    @property
+    def weights_0_1(self):
+        """Input-to-hidden weights, shape (n_inputs, hidden); a read-only view."""
+        return self._read_only(self._weights_0_1)
+
     @weights_0_1.setter
     def weights_0_1(self, value):
-        self._weights_0_1 = self._set_weights(value, "weights_0_1", self._weights_0_1.shape)
+        self._weights_0_1 = self._checked(value, "weights_0_1", self._weights_0_1.shape)
 
     @property
     def weights_1_2(self):
         """Hidden-to-output weights, shape (hidden, n_outputs); a read-only view."""
-        view = self._weights_1_2.view()
-        view.flags.writeable = False
-        return view
+        return self._read_only(self._weights_1_2)
 
     @weights_1_2.setter
     def weights_1_2(self, value):
-        self._weights_1_2 = self._set_weights(value, "weights_1_2", self._weights_1_2.shape)
+        self._weights_1_2 = self._checked(value, "weights_1_2", self._weights_1_2.shape)
+
+    @property
+    def bias_1(self):
+        """Hidden-layer biases, shape (hidden,); zeros without biases; a read-only view."""
+        return self._read_only(self._bias_1)
+
+    @bias_1.setter
+    def bias_1(self, value):
+        self._bias_1 = self._checked(value, "bias_1", self._bias_1.shape)
+
+    @property
+    def bias_2(self):
+        """Output-layer biases, shape (n_outputs,); zeros without biases; a read-only view."""
+        return self._read_only(self._bias_2)
+
+    @bias_2.setter
+    def bias_2(self, value):
+        self._bias_2 = self._checked(value, "bias_2", self._bias_2.shape)
 
     # -- training ---------------------------------------------------------------------------
 
-    def fit(self, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None, eval_every=1,
-            progress=False, on_epoch_end=None):
+    def fit(self, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
+            validation_data=None, validation_split=0.0, eval_every=1, shuffle=False,
+            early_stopping=None, progress=False, on_epoch_end=None):
         """Train on (x, y), continuing from the current weights.
 
         Parameters
@@ -170,9 +214,19 @@ class Network:
             1 for per-example gradient descent (the book's first experiments), or mini-batches.
         test_data : (x_test, y_test), optional
             Evaluated (without dropout) at epochs where ``epoch % eval_every == 0`` and at the
-            last epoch. It never influences training.
+            last epoch. It never influences training, nor early stopping.
+        validation_data : (x_val, y_val), optional
+            Evaluated at the same epochs; the data early stopping watches.
+        validation_split : float
+            Instead of validation_data: hold out this fraction of (x, y), taken from the end
+            before any shuffling (as Keras does).
         eval_every : int
             See test_data.
+        shuffle : bool
+            Train each epoch in a fresh random order drawn from the network's generator
+            (default mode only: the book does not shuffle).
+        early_stopping : EarlyStopping, optional
+            Stop when the monitored validation metric stops improving (needs validation data).
         progress : bool
             Show progress on stderr (tqdm if installed, else the book's ``\\r`` line).
         on_epoch_end : callable, optional
@@ -187,81 +241,134 @@ class Network:
         y = as_labels(y, len(x), self.n_outputs)
         epochs = check_int(epochs, "epochs", minimum=0)
         alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(x))
         eval_every = check_int(eval_every, "eval_every", minimum=1)
+        validation_split = check_real(validation_split, "validation_split", low=0.0, high=1.0,
+                                      high_open=True)
+        if validation_split and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        if validation_split:
+            n_validation = int(len(x) * validation_split)
+            if not 0 < n_validation < len(x):
+                raise ValueError(f"validation_split={validation_split} leaves no examples on "
+                                 f"one side of {len(x)}")
+            validation_data = (x[-n_validation:], y[-n_validation:])
+            x, y = x[:-n_validation], y[:-n_validation]
+        elif validation_data is not None:
+            validation_data = as_dataset(validation_data, self.n_inputs, self.n_outputs,
+                                         self.dtype, "validation_data")
+        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(x))
         if test_data is not None:
             test_data = as_dataset(test_data, self.n_inputs, self.n_outputs, self.dtype,
                                    "test_data")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError("shuffle must be True or False")
+        if shuffle and self.book:
+            raise ValueError("book mode does not shuffle (the book trains in data order)")
+        if early_stopping is not None:
+            if not isinstance(early_stopping, EarlyStopping):
+                raise TypeError("early_stopping must be a grokreg.EarlyStopping")
+            if validation_data is None:
+                raise ValueError("early stopping needs validation_data or validation_split "
+                                 "(it never watches the test data)")
         if on_epoch_end is not None and not callable(on_epoch_end):
             raise TypeError("on_epoch_end must be callable")
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this Network is already training in another thread")
         try:
-            return self._fit(x, y, epochs, alpha, batch_size, test_data, eval_every, progress,
-                             on_epoch_end)
+            return self._fit(x, y, epochs, alpha, batch_size, test_data, validation_data,
+                             eval_every, bool(shuffle), early_stopping, progress, on_epoch_end)
         finally:
             self._training.release()
 
-    def _fit(self, x, y, epochs, alpha, batch_size, test_data, eval_every, progress,
-             on_epoch_end):
+    def _fit(self, x, y, epochs, alpha, batch_size, test_data, validation_data, eval_every,
+             shuffle, early_stopping, progress, on_epoch_end):
         history = self.history_ = History(
             dict(epochs=epochs, alpha=alpha, batch_size=batch_size, n_train=len(x),
-                 eval_every=eval_every, book=self.book, dropout=self.dropout)
-        )
+                 eval_every=eval_every, shuffle=shuffle, book=self.book, dropout=self.dropout,
+                 loss=self.loss, bias=self.bias,
+                 n_validation=None if validation_data is None else len(validation_data[1])))
         # the kernels read each data set as sparse rows, built once per fit
         train = _kernels.sparse_rows(x)
-        if test_data is not None:
-            test_data = (_kernels.sparse_rows(test_data[0]), test_data[1])
+        evaluations = {
+            prefix: (_kernels.sparse_rows(data[0]), data[1])
+            for prefix, data in (("val", validation_data), ("test", test_data))
+            if data is not None
+        }
         order = np.arange(len(x), dtype=np.int64)
         keep = 1.0 - self.dropout
-        # the weights of the last finite epoch, restored if training diverges
-        backup = (np.empty_like(self._weights_0_1), np.empty_like(self._weights_1_2))
+        loss_code = LOSSES[self.loss]
+        # the parameters of the last finite epoch, restored if training diverges
+        backup = [np.empty_like(p) for p in self._parameters]
+        best = [np.empty_like(p) for p in self._parameters] if early_stopping else None
+        if early_stopping is not None:
+            early_stopping.reset()
         display = EpochProgress(epochs) if progress and epochs else None
         try:
             for epoch in range(epochs):
-                np.copyto(backup[0], self._weights_0_1)
-                np.copyto(backup[1], self._weights_1_2)
+                for saved, parameter in zip(backup, self._parameters):
+                    np.copyto(saved, parameter)
+                if shuffle:
+                    order = np.random.Generator(self._bit_generator).permutation(len(x))
                 error, correct, _, finite = _kernels.train_epoch(
-                    *train, y, order, self._weights_0_1, self._weights_1_2, alpha, batch_size,
-                    self.book, keep, self._bit_generator)
+                    *train, y, order, *self._parameters, alpha, batch_size, self.book, keep,
+                    self._bit_generator, loss_code, self.bias)
                 if not finite:
-                    np.copyto(self._weights_0_1, backup[0])
-                    np.copyto(self._weights_1_2, backup[1])
+                    for saved, parameter in zip(backup, self._parameters):
+                        np.copyto(parameter, saved)
                     history.stop_reason = "diverged"
                     kept = f"the end of epoch {epoch - 1}" if epoch else "before this fit"
-                    warnings.warn(
+                    history.stop_message = (
                         f"training diverged at epoch {epoch} (alpha={alpha}): a weight or the "
-                        f"error stopped being finite; the network keeps its weights from {kept}",
-                        RuntimeWarning, stacklevel=3)
+                        f"error stopped being finite; the network keeps its weights from {kept}")
+                    warnings.warn(history.stop_message, RuntimeWarning, stacklevel=3)
                     return history
                 metrics = {"error": error / len(x), "accuracy": correct / len(x)}
-                if test_data is not None and (epoch % eval_every == 0 or epoch == epochs - 1):
-                    metrics["test_error"], metrics["test_accuracy"] = self._evaluate(*test_data)
+                if epoch % eval_every == 0 or epoch == epochs - 1:
+                    for prefix, (rows, labels) in evaluations.items():
+                        metrics[f"{prefix}_error"], metrics[f"{prefix}_accuracy"] = (
+                            self._evaluate(rows, labels))
                 history.append(epoch, **metrics)
+                stop = False
+                if early_stopping is not None and "val_error" in metrics:
+                    stop = early_stopping.update(epoch, metrics[early_stopping.monitor])
+                    if early_stopping.best_epoch == epoch:
+                        for saved, parameter in zip(best, self._parameters):
+                            np.copyto(saved, parameter)
                 if display is not None:
                     display.update(history.record())
                 if on_epoch_end is not None:
                     on_epoch_end(history.record())
+                if stop:
+                    history.stop_reason = "early_stopping"
+                    history.stop_message = early_stopping.reason
+                    break
+            else:
+                history.stop_reason = "completed"
         except KeyboardInterrupt:
             history.stop_reason = "interrupted"
             raise
         finally:
             if display is not None:
                 display.close()
-        history.stop_reason = "completed"
+        if early_stopping is not None:
+            history.best_epoch = early_stopping.best_epoch
+            history.stopped_epoch = early_stopping.stopped_epoch
+            if early_stopping.restore_best_weights and early_stopping.best_epoch is not None:
+                for saved, parameter in zip(best, self._parameters):
+                    np.copyto(parameter, saved)
         return history
 
     # -- inference --------------------------------------------------------------------------
 
     def _evaluate(self, rows, y):
-        error, correct = _kernels.evaluate(*rows, y, self._weights_0_1, self._weights_1_2)
+        error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss])
         return error / len(y), correct / len(y)
 
     def evaluate(self, x, y):
         """(error, accuracy) on (x, y) without dropout.
 
-        error is the squared error summed over outputs and averaged over examples (the book's
-        Test-Err); accuracy the fraction whose largest output is the label.
+        error is the loss averaged over examples: for "mse" the squared error summed over
+        outputs (the book's Test-Err); accuracy the fraction whose largest output is the label.
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
         y = as_labels(y, len(x), self.n_outputs)
@@ -275,14 +382,29 @@ class Network:
         """Predicted class of each example: an int64 array of shape (N,)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
-        _kernels.evaluate(*_kernels.sparse_rows(x), None, self._weights_0_1, self._weights_1_2,
+        _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
                           predictions)
         return predictions
 
     def decision_function(self, x):
-        """The output layer for each example (no dropout): an array of shape (N, n_outputs)."""
+        """The output layer for each example (no dropout; logits for cross-entropy)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
-        _kernels.evaluate(*_kernels.sparse_rows(x), None, self._weights_0_1, self._weights_1_2,
+        _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
                           None, outputs)
         return outputs
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the network to an ``.npz`` file (layout: ``grokreg._serialization``).
+
+        Written to a temporary file beside ``path`` and renamed into place, so a crash never
+        leaves a half-written model. Returns the path.
+        """
+        return _serialization.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by ``save``; refuses anything else with ValueError."""
+        return _serialization.load(cls, path)

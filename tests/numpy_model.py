@@ -1,7 +1,8 @@
 """The network in plain NumPy, written for clarity: the oracle for grokreg's default mode.
 
-Loss per example: half the squared error, L = 0.5 * sum((target - output)**2); a mini-batch
-averages it. Updates: w -= alpha * dL/dw.
+Loss per example: half the squared error, 0.5 * sum((target - output)**2) ("mse"), or the
+cross-entropy of softmax(output) ("softmax_cross_entropy"); a mini-batch averages it.
+Updates: parameter -= alpha * gradient.
 """
 import numpy as np
 
@@ -10,41 +11,61 @@ def one_hot(labels, n_outputs):
     return np.eye(n_outputs)[labels]
 
 
-def forward(x, w01, w12, mask=None, scale=1.0):
-    z = x @ w01
+def softmax(out):
+    e = np.exp(out - out.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def forward(x, w01, w12, mask=None, scale=1.0, b1=0.0, b2=0.0):
+    z = x @ w01 + b1
     h = np.maximum(z, 0)
     if mask is not None:
         h = h * mask * scale
-    return z, h, h @ w12
+    return z, h, h @ w12 + b2
 
 
-def batch_loss(x, labels, w01, w12, mask=None, scale=1.0):
-    """Mean over the batch of half the squared error."""
-    _, _, out = forward(x, w01, w12, mask, scale)
-    return 0.5 * np.sum((one_hot(labels, w12.shape[1]) - out) ** 2) / len(x)
+def example_losses(out, labels, loss):
+    """Per-example loss as grokreg reports it (squared error summed over outputs, or CE)."""
+    if loss == "mse":
+        return np.sum((one_hot(labels, out.shape[1]) - out) ** 2, axis=1)
+    return -np.log(softmax(out)[np.arange(len(labels)), labels])
 
 
-def gradients(x, labels, w01, w12, mask=None, scale=1.0):
-    """(dL/dw01, dL/dw12) of batch_loss, by backpropagation."""
-    z, h, out = forward(x, w01, w12, mask, scale)
-    delta_2 = (one_hot(labels, w12.shape[1]) - out) / len(x)
+def batch_loss(x, labels, w01, w12, mask=None, scale=1.0, b1=0.0, b2=0.0, loss="mse"):
+    """The minimised objective: mean over the batch of half the squared error, or of the CE."""
+    _, _, out = forward(x, w01, w12, mask, scale, b1, b2)
+    factor = 0.5 if loss == "mse" else 1.0
+    return factor * np.mean(example_losses(out, labels, loss))
+
+
+def gradients(x, labels, w01, w12, mask=None, scale=1.0, b1=0.0, b2=0.0, loss="mse"):
+    """(dL/dw01, dL/db1, dL/dw12, dL/db2) of batch_loss, by backpropagation."""
+    z, h, out = forward(x, w01, w12, mask, scale, b1, b2)
+    prediction = out if loss == "mse" else softmax(out)
+    delta_2 = (one_hot(labels, w12.shape[1]) - prediction) / len(x)
     gate = (z > 0) * (1.0 if mask is None else mask * scale)
     delta_1 = (delta_2 @ w12.T) * gate
-    return -(x.T @ delta_1), -(h.T @ delta_2)
+    return -(x.T @ delta_1), -delta_1.sum(axis=0), -(h.T @ delta_2), -delta_2.sum(axis=0)
 
 
-def train_epoch(x, labels, w01, w12, alpha, batch_size, keep=1.0, generator=None):
-    """One epoch in default mode, in place; masks drawn as grokreg draws them (unit by unit)."""
+def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, generator=None, loss="mse",
+                bias=False):
+    """One epoch in default mode, params = [w01, b1, w12, b2] updated in place; masks drawn as
+    grokreg draws them (unit by unit). Returns (summed loss, n_correct)."""
+    w01, b1, w12, b2 = params
     error, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], labels[start:start + batch_size]
         mask = None
         if keep < 1:
             mask = (generator.random((len(xb), w01.shape[1])) < keep).astype(float)
-        _, _, out = forward(xb, w01, w12, mask, 1 / keep)
-        error += np.sum((one_hot(lb, w12.shape[1]) - out) ** 2)
+        _, _, out = forward(xb, w01, w12, mask, 1 / keep, b1, b2)
+        error += np.sum(example_losses(out, lb, loss))
         correct += int(np.sum(out.argmax(axis=1) == lb))
-        g01, g12 = gradients(xb, lb, w01, w12, mask, 1 / keep)
+        g01, g1, g12, g2 = gradients(xb, lb, w01, w12, mask, 1 / keep, b1, b2, loss)
         w01 -= alpha * g01
         w12 -= alpha * g12
+        if bias:
+            b1 -= alpha * g1
+            b2 -= alpha * g2
     return error, correct

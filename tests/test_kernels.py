@@ -9,6 +9,8 @@ from grokreg import _kernels
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
+MSE, CE = _kernels.Loss.SQUARED_ERROR, _kernels.Loss.SOFTMAX_CROSS_ENTROPY
+LOSS_CODES = {"mse": MSE, "softmax_cross_entropy": CE}
 
 
 def rows(x):
@@ -16,9 +18,17 @@ def rows(x):
     return _kernels.sparse_rows(np.ascontiguousarray(x))
 
 
-def outputs_of(x, w01, w12):
+def with_biases(w01, w12, b1=None, b2=None):
+    """The kernels' four parameter arrays (zero biases unless given)."""
+    b1 = np.zeros(w01.shape[1], w01.dtype) if b1 is None else b1
+    b2 = np.zeros(w12.shape[1], w12.dtype) if b2 is None else b2
+    return w01, b1, w12, b2
+
+
+def outputs_of(x, w01, w12, b1=None, b2=None):
     outputs = np.empty((len(x), w12.shape[1]), dtype=w12.dtype)
-    _kernels.evaluate(*rows(x.astype(w12.dtype)), None, w01, w12, None, outputs)
+    _kernels.evaluate(*rows(x.astype(w12.dtype)), None, *with_biases(w01, w12, b1, b2), MSE,
+                      None, outputs)
     return outputs
 
 
@@ -65,14 +75,19 @@ def test_skipping_zeros_is_bit_identical_to_the_dense_sums(sparse_data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_evaluate_matches_numpy(sparse_data, dtype):
+@pytest.mark.parametrize("loss", ["mse", "softmax_cross_entropy"])
+def test_evaluate_matches_numpy(sparse_data, dtype, loss):
     x, labels = sparse_data
     w01, w12 = random_weights(30, 7, 4, dtype=dtype)
+    b1, b2 = (np.linspace(-0.1, 0.1, n).astype(dtype) for n in (7, 4))
     predictions = np.empty(len(x), dtype=np.int64)
-    error, correct = _kernels.evaluate(*rows(x.astype(dtype)), labels, w01, w12, predictions)
-    _, _, out = model.forward(x, w01.astype(np.float64), w12.astype(np.float64))
-    expected_error = np.sum((model.one_hot(labels, 4) - out) ** 2)
-    assert error == pytest.approx(expected_error, rel=TOLERANCE[dtype])
+    error, correct = _kernels.evaluate(*rows(x.astype(dtype)), labels, w01, b1, w12, b2,
+                                       LOSS_CODES[loss], predictions)
+    _, _, out = model.forward(x.astype(dtype).astype(np.float64), w01.astype(np.float64),
+                              w12.astype(np.float64), b1=b1.astype(np.float64),
+                              b2=b2.astype(np.float64))
+    assert error == pytest.approx(np.sum(model.example_losses(out, labels, loss)),
+                                  rel=TOLERANCE[dtype])
     assert np.array_equal(predictions, out.argmax(axis=1))
     assert correct == int(np.sum(out.argmax(axis=1) == labels))
 
@@ -80,45 +95,55 @@ def test_evaluate_matches_numpy(sparse_data, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size", [1, 8, 40, 15])  # 15: a smaller last batch
 @pytest.mark.parametrize("keep", [1.0, 0.7])
-def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep):
+@pytest.mark.parametrize("loss, bias", [("mse", False), ("mse", True),
+                                        ("softmax_cross_entropy", True)])
+def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep, loss, bias):
     x, labels = sparse_data
-    w01, w12 = random_weights(30, 7, 4, dtype=dtype)
-    ref01, ref12 = w01.astype(np.float64), w12.astype(np.float64)
+    params = list(with_biases(*random_weights(30, 7, 4, dtype=dtype)))
+    reference = [p.astype(np.float64) for p in params]
     order = np.arange(len(x), dtype=np.int64)
     for epoch in range(3):
-        bit_generator = np.random.PCG64(epoch)
         error, correct, seen, finite = _kernels.train_epoch(
-            *rows(x.astype(dtype)), labels, order, w01, w12, 0.05, batch_size, False, keep, bit_generator)
+            *rows(x.astype(dtype)), labels, order, *params, 0.05, batch_size, False, keep,
+            np.random.PCG64(epoch), LOSS_CODES[loss], bias)
         ref_error, ref_correct = model.train_epoch(
-            x, labels, ref01, ref12, 0.05, batch_size, keep, np.random.Generator(np.random.PCG64(epoch)))
+            x.astype(dtype).astype(np.float64), labels, reference, 0.05, batch_size, keep,
+            np.random.Generator(np.random.PCG64(epoch)), loss, bias)
         assert (seen, finite, correct) == (len(x), True, ref_correct)
         assert error == pytest.approx(ref_error, rel=10 * TOLERANCE[dtype])
-    np.testing.assert_allclose(w01, ref01, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype])
-    np.testing.assert_allclose(w12, ref12, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype])
+    for found, expected in zip(params, reference):
+        np.testing.assert_allclose(found, expected, rtol=10 * TOLERANCE[dtype],
+                                   atol=10 * TOLERANCE[dtype])
+    assert bias or not (params[1].any() or params[3].any())  # biases stay zero when off
 
 
 @pytest.mark.parametrize("keep", [1.0, 0.6])
-def test_update_is_the_gradient_by_central_differences(keep):
-    """One full-batch step moves the weights by -alpha * dL/dw, L = mean of half squared error."""
+@pytest.mark.parametrize("loss", ["mse", "softmax_cross_entropy"])
+def test_update_is_the_gradient_by_central_differences(keep, loss):
+    """One full-batch step moves every parameter by -alpha * dL/dparameter (L the mean loss)."""
     rng = np.random.default_rng(3)
     x = rng.random((12, 6)) * (rng.random((12, 6)) < 0.6)
     labels = rng.integers(0, 3, size=12)
     w01, w12 = random_weights(6, 5, 3, seed=4)
     w01 *= 5  # larger pre-activations keep ReLU away from its kink under perturbation
+    params = [w01, rng.normal(0, 0.1, 5), w12, rng.normal(0, 0.1, 3)]
     mask = (np.random.Generator(np.random.PCG64(9)).random((12, 5)) < keep).astype(float)
-    before = w01.copy(), w12.copy()
+    before = [p.copy() for p in params]
     alpha = 1e-3
-    _kernels.train_epoch(*rows(x), labels, np.arange(12, dtype=np.int64), w01, w12, alpha, 12, False,
-                         keep, np.random.PCG64(9))
+    _kernels.train_epoch(*rows(x), labels, np.arange(12, dtype=np.int64), *params, alpha, 12,
+                         False, keep, np.random.PCG64(9), LOSS_CODES[loss], True)
+
+    def objective(w01, b1, w12, b2):
+        return model.batch_loss(x, labels, w01, w12, mask, 1 / keep, b1, b2, loss)
+
     step = 1e-6
-    for updated, original, index in ((w01, before[0], 0), (w12, before[1], 1)):
+    for index, (updated, original) in enumerate(zip(params, before)):
         numeric = np.zeros_like(original)
         for position in np.ndindex(original.shape):
-            plus, minus = [w.copy() for w in before], [w.copy() for w in before]
+            plus, minus = [p.copy() for p in before], [p.copy() for p in before]
             plus[index][position] += step
             minus[index][position] -= step
-            numeric[position] = (model.batch_loss(x, labels, *plus, mask, 1 / keep)
-                                 - model.batch_loss(x, labels, *minus, mask, 1 / keep)) / (2 * step)
+            numeric[position] = (objective(*plus) - objective(*minus)) / (2 * step)
         np.testing.assert_allclose((original - updated) / alpha, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -143,8 +168,8 @@ def test_book_epochs_match_the_books_program(reference, mnist, experiment, hidde
     stream.state = {"bit_generator": "MT19937", "state": legacy.get_state(legacy=False)["state"]}
     keep = 0.5 if config["dropout"] else 1.0
     for _ in range(4):
-        _kernels.train_epoch(*rows(images), y_train[:n_train], np.arange(n_train, dtype=np.int64), w01,
-                             w12, alpha, config["batch"], True, keep, stream)
+        _kernels.train_epoch(*rows(images), y_train[:n_train], np.arange(n_train, dtype=np.int64),
+                             *with_biases(w01, w12), alpha, config["batch"], True, keep, stream)
     np.testing.assert_allclose(w01, w01_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(w12, w12_ref, rtol=1e-9, atol=1e-12)
 
@@ -155,10 +180,11 @@ def test_divergence_is_reported(mnist):
     x = x_train[:200].reshape(200, 784) / 255
     w01, w12 = random_weights(784, 40, 10)
     order = np.arange(200, dtype=np.int64)
-    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order, w01, w12, 10.0, 1, True,
+    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order, *with_biases(w01, w12), 10.0, 1, True,
                                       1.0, None)
     assert not finite
-    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order, *random_weights(784, 40, 10), 0.005,
+    *_, finite = _kernels.train_epoch(*rows(x), y_train[:200], order,
+                                      *with_biases(*random_weights(784, 40, 10)), 0.005,
                                       1, True, 1.0, None)
     assert finite
 
@@ -180,13 +206,19 @@ def test_divergence_is_reported(mnist):
     (dict(indptr=np.array([0, 3, 2])), "non-decreasing"),
     (dict(indptr=np.array([0, 1, 3])), "sparse rows"),
     (dict(indptr=np.array([0, 2])), "labels"),
+    (dict(b1=np.zeros(4)), "bias_1"),
+    (dict(b2=np.zeros(4)), "bias_1 and bias_2"),
+    (dict(loss=7), "loss"),
+    (dict(book=True, loss=CE), "book"),
+    (dict(book=True, train_bias=True), "book"),
 ])
 def test_train_epoch_refuses_what_would_break_it(change, message):
     """Called directly, the kernel still checks every shape and index it relies on."""
     args = dict(data=np.ones(2), indices=np.array([0, 7], dtype=np.int32),
                 indptr=np.array([0, 1, 2]), labels=np.array([0, 1]), order=np.array([0, 1]),
-                w01=np.zeros((8, 5)), w12=np.zeros((5, 3)), alpha=0.1, batch_size=1, book=False,
-                keep=1.0, bit_generator=None)
+                w01=np.zeros((8, 5)), b1=np.zeros(5), w12=np.zeros((5, 3)), b2=np.zeros(3),
+                alpha=0.1, batch_size=1, book=False, keep=1.0, bit_generator=None, loss=MSE,
+                train_bias=False)
     args.update(change)
     args["labels"] = np.asarray(args["labels"], dtype=np.int64)
     args["order"] = np.asarray(args["order"], dtype=np.int64)

@@ -1,0 +1,158 @@
+"""Saving and loading a Network as ``.npz`` (used through ``Network.save`` / ``Network.load``).
+
+Layout, format version 1 (one ``.npy`` member per key, as numpy.savez writes it):
+
+==============  ==========================  ==============================================
+key             dtype, shape                content
+==============  ==========================  ==============================================
+format          str, ()                     "grokreg-network"
+format_version  int64, ()                   1
+config          str, ()                     JSON: hidden, n_inputs, n_outputs, dropout,
+                                            book, dtype, loss, bias
+rng_state       str, ()                     JSON: the random stream's ``BitGenerator.state``
+weights_0_1     dtype, (n_inputs, hidden)
+bias_1          dtype, (hidden,)
+weights_1_2     dtype, (hidden, n_outputs)
+bias_2          dtype, (n_outputs,)
+==============  ==========================  ==============================================
+
+Loading never unpickles (``allow_pickle=False``) and checks every member's header (dtype,
+shape, size) against the config before reading its data, so a hostile or damaged file costs at
+most the memory of the network it claims to be, and is refused with a ValueError.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "grokreg-network"
+FORMAT_VERSION = 1
+ARRAYS = ("weights_0_1", "bias_1", "weights_1_2", "bias_2")
+KEYS = ("format", "format_version", "config", "rng_state") + ARRAYS
+CONFIG_KEYS = {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"}
+BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
+MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__array__": value.dtype.str, "values": value.tolist()}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        if set(value) == {"__array__", "values"}:
+            return np.array(value["values"], dtype=np.dtype(value["__array__"]))
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def save(net, path):
+    path = os.fspath(path)
+    config = dict(hidden=net.hidden, n_inputs=net.n_inputs, n_outputs=net.n_outputs,
+                  dropout=net.dropout, book=net.book, dtype=net.dtype.name, loss=net.loss,
+                  bias=net.bias)
+    members = dict(
+        format=np.array(FORMAT),
+        format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+        config=np.array(json.dumps(config)),
+        rng_state=np.array(json.dumps(_jsonable(net._bit_generator.state))),
+        **dict(zip(ARRAYS, net._parameters)),
+    )
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".grokreg-", suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def _read_member(archive, key, dtype, shape, path):
+    """Read one .npy member after checking its header, so nothing unexpected is allocated."""
+    name = key + ".npy"
+    expected = np.dtype(dtype).itemsize * int(np.prod(shape)) if shape is not None else MAX_TEXT
+    if archive.getinfo(name).file_size > expected + 4096:
+        raise ValueError(f"{path}: member {key!r} is larger than a network of this shape")
+    with archive.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"{path}: member {key!r} has an unknown .npy version {version}")
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+        found_shape, fortran, found_dtype = reader(f)
+    if found_dtype.hasobject:
+        raise ValueError(f"{path}: member {key!r} holds Python objects; refusing to unpickle")
+    if dtype == "U":
+        if found_dtype.kind != "U" or found_shape != () or found_dtype.itemsize > MAX_TEXT:
+            raise ValueError(f"{path}: member {key!r} must be a short string")
+    elif found_dtype != np.dtype(dtype) or found_shape != shape:
+        raise ValueError(f"{path}: member {key!r} has dtype {found_dtype} and shape "
+                         f"{found_shape}; expected {np.dtype(dtype)} and {shape}")
+    with archive.open(name) as f:
+        array = np.lib.format.read_array(f, allow_pickle=False)
+    return array
+
+
+def load(cls, path):
+    path = os.fspath(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a grokreg network file ({exc})") from exc
+    try:
+        with archive:
+            names = set(archive.namelist())
+            expected = {key + ".npy" for key in KEYS}
+            if names != expected:
+                missing, extra = sorted(expected - names), sorted(names - expected)
+                raise ValueError(f"{path}: not a grokreg network file (missing {missing}, "
+                                 f"unexpected {extra})")
+            if str(_read_member(archive, "format", "U", None, path)) != FORMAT:
+                raise ValueError(f"{path}: not a grokreg network file")
+            version = int(_read_member(archive, "format_version", np.int64, (), path))
+            if version != FORMAT_VERSION:
+                raise ValueError(f"{path}: format version {version}; this grokreg reads "
+                                 f"version {FORMAT_VERSION}")
+            config = json.loads(str(_read_member(archive, "config", "U", None, path)))
+            if not isinstance(config, dict) or set(config) != CONFIG_KEYS:
+                raise ValueError(f"{path}: config must hold exactly {sorted(CONFIG_KEYS)}")
+            net = cls(seed=0, **config)  # checks every hyper-parameter
+            rng_state = _from_json(json.loads(str(
+                _read_member(archive, "rng_state", "U", None, path))))
+            for key, parameter in zip(ARRAYS, net._parameters):
+                array = _read_member(archive, key, net.dtype, parameter.shape, path)
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{path}: {key} holds NaN or infinite values")
+                np.copyto(parameter, array)
+    except (zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError, TypeError,
+            OverflowError) as exc:
+        raise ValueError(f"{path}: damaged or not a grokreg network file ({exc})") from exc
+    net._bit_generator = _restore_stream(rng_state, net.book, path)
+    return net
+
+
+def _restore_stream(state, book, path):
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS or (book and name != "MT19937"):
+        raise ValueError(f"{path}: unknown random stream {name!r}")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: damaged random stream state ({exc})") from exc
+    return bit_generator
