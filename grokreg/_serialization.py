@@ -22,8 +22,10 @@ most the memory of the network it claims to be, and is refused with a ValueError
 """
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -34,6 +36,9 @@ KEYS = ("format", "format_version", "config", "rng_state") + ARRAYS
 CONFIG_KEYS = {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"}
 BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
+# what zipfile, zlib, numpy's .npy reader and json raise on damaged input
+DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, KeyError, NotImplementedError,
+           json.JSONDecodeError, UnicodeDecodeError, TypeError, OverflowError, OSError)
 
 
 def _jsonable(value):
@@ -110,9 +115,9 @@ def load(cls, path):
     path = os.fspath(path)
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except DAMAGED as exc:
         raise ValueError(f"{path}: not a grokreg network file ({exc})") from exc
     try:
         with archive:
@@ -139,8 +144,7 @@ def load(cls, path):
                 if not np.isfinite(array).all():
                     raise ValueError(f"{path}: {key} holds NaN or infinite values")
                 np.copyto(parameter, array)
-    except (zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError, TypeError,
-            OverflowError) as exc:
+    except DAMAGED as exc:
         raise ValueError(f"{path}: damaged or not a grokreg network file ({exc})") from exc
     net._bit_generator = _restore_stream(rng_state, net.book, path)
     return net

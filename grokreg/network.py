@@ -303,10 +303,12 @@ class Network:
         if early_stopping is not None:
             early_stopping.reset()
         display = EpochProgress(epochs) if progress and epochs else None
+        recorded = True  # the parameters are those of the last epoch in the history
         try:
             for epoch in range(epochs):
                 for saved, parameter in zip(backup, self._parameters):
                     np.copyto(saved, parameter)
+                recorded = False
                 if shuffle:
                     order = np.random.Generator(self._bit_generator).permutation(len(x))
                 error, correct, _, finite = _kernels.train_epoch(
@@ -328,6 +330,7 @@ class Network:
                         metrics[f"{prefix}_error"], metrics[f"{prefix}_accuracy"] = (
                             self._evaluate(rows, labels))
                 history.append(epoch, **metrics)
+                recorded = True
                 stop = False
                 if early_stopping is not None and "val_error" in metrics:
                     stop = early_stopping.update(epoch, metrics[early_stopping.monitor])
@@ -345,7 +348,15 @@ class Network:
             else:
                 history.stop_reason = "completed"
         except KeyboardInterrupt:
+            # a signal is acted on when the kernel returns: an epoch may have finished
+            # without being recorded; go back to the last recorded one
+            if not recorded:
+                for saved, parameter in zip(backup, self._parameters):
+                    np.copyto(parameter, saved)
             history.stop_reason = "interrupted"
+            history.stop_message = (f"interrupted; the network keeps the weights of epoch "
+                                    f"{history.epoch[-1]}" if history.epoch else
+                                    "interrupted before the first epoch ended")
             raise
         finally:
             if display is not None:
