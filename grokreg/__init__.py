@@ -6,11 +6,11 @@
 >>> history = net.fit(x_train[:1000], y_train[:1000], epochs=10, test_data=(x_test, y_test))
 """
 from ._version import __version__
-from .data import load_mnist, read_idx
+from .data import load_idx_dataset, load_mnist, read_idx
 from .history import History
 from .network import Network
 from .recipes import EXPERIMENTS, reproduce
 from .regularization import EarlyStopping
 
-__all__ = ["__version__", "Network", "EarlyStopping", "History", "load_mnist", "read_idx",
-           "reproduce", "EXPERIMENTS"]
+__all__ = ["__version__", "Network", "EarlyStopping", "History", "load_mnist",
+           "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]

@@ -2,7 +2,13 @@
 import argparse
 import sys
 
+import hashlib
+import os
+
+import numpy as np
+
 from ._version import __version__
+from .data import load_idx_dataset
 from .recipes import EXPERIMENTS, compare, comparison_table, reproduce
 
 
@@ -59,7 +65,54 @@ def build_parser():
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress on stderr (default: when stderr is a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+    data = commands.add_parser(
+        "data", help="download, verify or describe a data directory",
+        description="download: fetch the four MNIST files into the cache (or --data-dir), "
+        "checking each before it is kept. verify: check the MNIST files of a directory. "
+        "info: describe any IDX data set laid out like MNIST.")
+    data.add_argument("action", choices=["download", "verify", "info"])
+    data.add_argument("--data-dir", help="the directory (default: $GROKREG_DATA, else "
+                      "$XDG_CACHE_HOME/grokreg/mnist or ~/.cache/grokreg/mnist)")
+    data.add_argument("--timeout", type=float, default=30.0,
+                      help="download: seconds a connection may wait (default 30)")
+    data.add_argument("--prefix", default="", help="info: file name prefix (EMNIST: emnist-digits-)")
+    data.add_argument("--test-name", default="t10k", help="info: name of the test split (EMNIST: test)")
     return parser
+
+
+def _data(args):
+    from .download import default_cache_dir, download_mnist, verify_mnist
+
+    directory = args.data_dir or default_cache_dir()
+    if args.action == "download":
+        download_mnist(directory, timeout=args.timeout)
+        print(f"MNIST is in {directory}")
+    if args.action in ("download", "verify"):
+        results = verify_mnist(directory)
+        for name, status in results.items():
+            note = {"original": "ok (the original .gz)",
+                    "recompressed": "ok (recompressed; content verified by SHA-256)",
+                    "uncompressed": "ok (uncompressed; content verified by SHA-256)"}
+            print(f"{name}: {note.get(status, 'FAILED: ' + status)}")
+        return 0 if all(s in ("original", "recompressed", "uncompressed")
+                        for s in results.values()) else 1
+    (x_train, y_train), (x_test, y_test) = load_idx_dataset(directory, prefix=args.prefix,
+                                                            test=args.test_name)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    print(f"directory: {directory}")
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        balance = np.bincount(y, minlength=n_classes)
+        print(f"{split}: {len(y)} examples, images {x.shape[1:]} {x.dtype}, "
+              f"{np.count_nonzero(x) / x.size:.1%} non-zero")
+        print(f"  class counts: {' '.join(f'{c}:{n}' for c, n in enumerate(balance))}")
+    print(f"classes: {n_classes}")
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and "idx" in name:
+            with open(path, "rb") as f:
+                print(f"sha256 {hashlib.sha256(f.read()).hexdigest()}  {name}")
+    return 0
 
 
 def _reproduce_all(args, progress):
@@ -84,8 +137,10 @@ def _reproduce_all(args, progress):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = sys.stderr.isatty() if getattr(args, "progress", None) is None else args.progress
     try:
+        if args.command == "data":
+            return _data(args)
         if args.experiment == "all":
             _reproduce_all(args, progress)
         else:

@@ -14,7 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["read_idx", "load_mnist", "MNIST_FILES", "EMBEDDED_TRAIN_SIZE", "DATA_ENV"]
+__all__ = ["read_idx", "load_mnist", "load_idx_dataset", "MNIST_FILES", "EMBEDDED_TRAIN_SIZE",
+           "DATA_ENV"]
 
 DATA_ENV = "GROKREG_DATA"
 
@@ -141,7 +142,45 @@ def _check_count(value, name, available, source):
     return int(value)
 
 
-def load_mnist(data_dir=None, *, n_train=None, n_test=None):
+def load_idx_dataset(directory, *, prefix="", train="train", test="t10k", n_train=None,
+                     n_test=None):
+    """Load any IDX data set laid out like MNIST: ``(x_train, y_train), (x_test, y_test)``.
+
+    The files are ``{prefix}{train}-images-idx3-ubyte`` and ``{prefix}{train}-labels-idx1-ubyte``,
+    and the same with ``test``, each gzipped (``.gz``) or raw: MNIST, Fashion-MNIST and KMNIST
+    use the default names; EMNIST's are e.g. ``prefix="emnist-digits-", test="test"``. The
+    number of classes is the labels' largest value + 1.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test)
+        Images as stored (MNIST: uint8 of shape (N, 28, 28)), labels as int64 arrays (N,).
+    """
+    source = os.fspath(directory)
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"data_dir {source!r} is not a directory")
+    arrays = {}
+    for split in (train, test):
+        for kind, rank in (("images", 3), ("labels", 1)):
+            arrays[split, kind] = read_idx(_find(source, f"{prefix}{split}-{kind}-idx{rank}-ubyte"))
+    return _pair(arrays[train, "images"], arrays[train, "labels"], arrays[test, "images"],
+                 arrays[test, "labels"], source, n_train, n_test)
+
+
+def _pair(x_train, y_train, x_test, y_test, source, n_train, n_test):
+    for split, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"{source}: {split} images {images.shape} and labels {labels.shape} do not pair")
+        if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+            raise ValueError(f"{source}: {split} labels must be non-negative integers")
+    n_train = _check_count(n_train, "n_train", len(y_train), source)
+    n_test = _check_count(n_test, "n_test", len(y_test), source)
+    return ((x_train[:n_train], y_train[:n_train].astype(np.int64)),
+            (x_test[:n_test], y_test[:n_test].astype(np.int64)))
+
+
+def load_mnist(data_dir=None, *, n_train=None, n_test=None, download=False):
     """Load MNIST as ``(x_train, y_train), (x_test, y_test)``.
 
     Parameters
@@ -149,34 +188,27 @@ def load_mnist(data_dir=None, *, n_train=None, n_test=None):
     data_dir : str or os.PathLike, optional
         A directory holding the four standard IDX files (``train-images-idx3-ubyte`` and so on,
         each gzipped or raw). Defaults to the ``GROKREG_DATA`` environment variable; without
-        either, the subset embedded in grokreg is used (2,000 training, 10,000 test images).
+        either (and without ``download``), the subset embedded in grokreg is used (2,000
+        training, 10,000 test images).
     n_train, n_test : int, optional
         Keep the first ``n_train`` training and ``n_test`` test examples (default: all).
+    download : bool
+        Fetch the full data set into ``data_dir`` (default: ``GROKREG_DATA``, else
+        ``$XDG_CACHE_HOME/grokreg/mnist`` or ``~/.cache/grokreg/mnist``) unless it already
+        holds verified files; see ``grokreg.download.download_mnist``.
 
     Returns
     -------
     (x_train, y_train), (x_test, y_test)
         Images as uint8 arrays of shape (N, 28, 28), labels as int64 arrays of shape (N,).
     """
+    if download:
+        from .download import download_mnist
+
+        data_dir = download_mnist(data_dir)
     if data_dir is None:
         data_dir = os.environ.get(DATA_ENV) or None
-    if data_dir is None:
-        source = "embedded"
-        arrays = {key: _read_embedded(name) for key, name in MNIST_FILES.items()}
-    else:
-        source = os.fspath(data_dir)
-        if not os.path.isdir(source):
-            raise FileNotFoundError(f"data_dir {source!r} is not a directory")
-        arrays = {key: read_idx(_find(source, name)) for key, name in MNIST_FILES.items()}
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"{source}: {split} images {images.shape} and labels {labels.shape} do not pair"
-            )
-    n_train = _check_count(n_train, "n_train", len(arrays["train_labels"]), source)
-    n_test = _check_count(n_test, "n_test", len(arrays["test_labels"]), source)
-    return (
-        (arrays["train_images"][:n_train], arrays["train_labels"][:n_train].astype(np.int64)),
-        (arrays["test_images"][:n_test], arrays["test_labels"][:n_test].astype(np.int64)),
-    )
+    if data_dir is not None:
+        return load_idx_dataset(data_dir, n_train=n_train, n_test=n_test)
+    arrays = [_read_embedded(name) for name in MNIST_FILES.values()]
+    return _pair(*arrays, "embedded", n_train, n_test)

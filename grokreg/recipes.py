@@ -1,10 +1,13 @@
 """The book's chapter 8 experiments, as data, and the functions that run them."""
 import io
+import os
 import sys
 import time
 from dataclasses import dataclass
 
-from .data import load_mnist
+import numpy as np
+
+from .data import DATA_ENV, _check_count, load_mnist
 from .history import book_line
 from .network import Network
 from .regularization import EarlyStopping
@@ -81,10 +84,18 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
     experiment = EXPERIMENTS[name]
     out = sys.stdout if out is None else out
     n_validation = VALIDATION_SIZE if experiment.monitor else 0
-    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir, n_train=n_train + n_validation,
-                                                      n_test=n_test)
+    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
+    source = "embedded" if data_dir is None and not os.environ.get(DATA_ENV) else "data_dir's"
+    # the network's shape comes from the whole data set, whatever slice of it is used
+    n_inputs = int(np.prod(x_train.shape[1:]))
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    n_train = _check_count(n_train, f"n_train (+{n_validation} for validation)" if n_validation
+                           else "n_train", len(y_train) - n_validation, source)
+    n_test = _check_count(n_test, "n_test", len(y_test), source)
+    x_train, y_train = x_train[:n_train + n_validation], y_train[:n_train + n_validation]
+    x_test, y_test = x_test[:n_test], y_test[:n_test]
     net = Network(experiment.hidden if hidden is None else hidden, dropout=experiment.dropout,
-                  seed=seed, book=book, dtype=dtype)
+                  seed=seed, book=book, dtype=dtype, n_inputs=n_inputs, n_outputs=n_classes)
     epochs = experiment.epochs if epochs is None else epochs
     options = {}
     if experiment.monitor:
