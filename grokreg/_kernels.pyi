@@ -1,32 +1,44 @@
 """Type stubs for the compiled kernels (grokreg/_kernels.pyx)."""
+import enum
+
 import numpy as np
 from numpy.typing import NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
 
+class Loss(enum.IntEnum):
+    SQUARED_ERROR = 0
+    SOFTMAX_CROSS_ENTROPY = 1
+
+def sparse_rows(x: _Float) -> tuple[_Float, NDArray[np.int32], NDArray[np.int64]]: ...
 def train_epoch(
-    x: _Float,
+    data: _Float,
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int64],
     labels: NDArray[np.int64],
     order: NDArray[np.int64],
     weights_0_1: _Float,
+    bias_1: _Float,
     weights_1_2: _Float,
+    bias_2: _Float,
     alpha: float,
     batch_size: int,
     book: bool,
     keep: float,
     bit_generator: np.random.BitGenerator | None,
+    loss: int = ...,
+    train_bias: bool = ...,
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
-    x: _Float,
+    data: _Float,
+    indices: NDArray[np.int32],
+    indptr: NDArray[np.int64],
     labels: NDArray[np.int64] | None,
     weights_0_1: _Float,
+    bias_1: _Float,
     weights_1_2: _Float,
+    bias_2: _Float,
+    loss: int = ...,
     predictions: NDArray[np.int64] | None = None,
+    outputs: _Float | None = None,
 ) -> tuple[float, int]: ...
-def forward(
-    x: _Float,
-    weights_0_1: _Float,
-    weights_1_2: _Float,
-    hidden: _Float,
-    outputs: _Float,
-) -> None: ...

@@ -76,7 +76,9 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     if array.shape[1] != n_inputs:
         raise ValueError(f"{name} has {array.shape[1]} features per example, the network {n_inputs}")
     if array.dtype == np.uint8:
-        return np.ascontiguousarray(array / 255, dtype=dtype)
+        # in the target precision directly: float64 is the book's x / 255, and float32 skips a
+        # float64 copy of the whole data set
+        return np.ascontiguousarray(np.divide(array, 255, dtype=dtype))
     with np.errstate(over="ignore"):  # reported below, naming the argument
         converted = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(converted).all():

@@ -139,57 +139,35 @@ class Network:
     def _parameters(self):
         return self._weights_0_1, self._bias_1, self._weights_1_2, self._bias_2
 
-    def _checked(self, value, name, shape):
-        array = np.asarray(value)
-        if array.shape != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-        if array.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-        array = np.array(array, dtype=self.dtype, order="C")
-        if not np.isfinite(array).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return array
+    def _parameter(name, doc):  # noqa: N805 - builds the four properties below
+        """A property exposing the array self._<name> as a read-only view; assigning an array
+        of the same shape replaces it (converted to the network's dtype, checked finite)."""
+        attribute = "_" + name
 
-    def _read_only(self, array):
-        view = array.view()
-        view.flags.writeable = False
-        return view
+        def get(self):
+            view = getattr(self, attribute).view()
+            view.flags.writeable = False
+            return view
 
-    @property
-    def weights_0_1(self):
-        """Input-to-hidden weights, shape (n_inputs, hidden); a read-only view."""
-        return self._read_only(self._weights_0_1)
+        def set(self, value):
+            shape = getattr(self, attribute).shape
+            array = np.asarray(value)
+            if array.shape != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+            if array.dtype.kind not in "iuf":
+                raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+            array = np.array(array, dtype=self.dtype, order="C")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+            setattr(self, attribute, array)
 
-    @weights_0_1.setter
-    def weights_0_1(self, value):
-        self._weights_0_1 = self._checked(value, "weights_0_1", self._weights_0_1.shape)
+        return property(get, set, doc=doc)
 
-    @property
-    def weights_1_2(self):
-        """Hidden-to-output weights, shape (hidden, n_outputs); a read-only view."""
-        return self._read_only(self._weights_1_2)
-
-    @weights_1_2.setter
-    def weights_1_2(self, value):
-        self._weights_1_2 = self._checked(value, "weights_1_2", self._weights_1_2.shape)
-
-    @property
-    def bias_1(self):
-        """Hidden-layer biases, shape (hidden,); zeros without biases; a read-only view."""
-        return self._read_only(self._bias_1)
-
-    @bias_1.setter
-    def bias_1(self, value):
-        self._bias_1 = self._checked(value, "bias_1", self._bias_1.shape)
-
-    @property
-    def bias_2(self):
-        """Output-layer biases, shape (n_outputs,); zeros without biases; a read-only view."""
-        return self._read_only(self._bias_2)
-
-    @bias_2.setter
-    def bias_2(self, value):
-        self._bias_2 = self._checked(value, "bias_2", self._bias_2.shape)
+    weights_0_1 = _parameter("weights_0_1", "Input-to-hidden weights, shape (n_inputs, hidden).")
+    weights_1_2 = _parameter("weights_1_2", "Hidden-to-output weights, shape (hidden, n_outputs).")
+    bias_1 = _parameter("bias_1", "Hidden-layer biases, shape (hidden,); zeros without biases.")
+    bias_2 = _parameter("bias_2", "Output-layer biases, shape (n_outputs,); zeros without biases.")
+    del _parameter
 
     # -- training ---------------------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""grokreg's book mode against the book's NumPy programs, whole process, in the same run.
+
+For each experiment, runs `grokreg reproduce EXPERIMENT --book` and
+`chapter8_numpy.py EXPERIMENT` (shared/reference/) with the same arguments, one thread each
+(OMP/OpenBLAS/MKL threads set to 1), checks that they print the same table, and reports wall
+times and speed-ups as a Markdown table (stdout) and JSON (--json).
+
+    python bench/book.py                      # the full tables: minutes, the reference is slow
+    python bench/book.py --epochs 20          # shorter runs, same comparison
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENTS = ("overfit", "dropout", "batch")
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def shared_dir():
+    configured = os.environ.get("GROKREG_SHARED")
+    return Path(configured) if configured else HERE.parent.parent / "shared"
+
+
+def timed(command):
+    """(seconds, stdout) of one run of command, with one thread."""
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env={**os.environ, **ONE_THREAD})
+    return time.perf_counter() - started, result.stdout
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, help="shorten every experiment to this many epochs")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
+    parser.add_argument("--repeat", type=int, default=3, help="grokreg runs per experiment (best kept)")
+    parser.add_argument("--reference", type=Path,
+                        default=shared_dir() / "reference" / "chapter8_numpy.py")
+    parser.add_argument("--data-dir", type=Path, default=shared_dir() / "data" / "mnist",
+                        help="the MNIST files the reference reads")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if not args.reference.is_file():
+        sys.exit(f"the book's reference program is not at {args.reference} (set GROKREG_SHARED)")
+
+    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    rows = []
+    for experiment in args.experiments:
+        ours = [timed([sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
+                       "--no-progress", *extra]) for _ in range(args.repeat)]
+        theirs = timed([sys.executable, str(args.reference), experiment, "--data-dir",
+                        str(args.data_dir), *extra])
+        best = min(seconds for seconds, _ in ours)
+        identical = all(out == theirs[1] for _, out in ours)
+        rows.append(dict(experiment=experiment, epochs=args.epochs or "book's",
+                         numpy_seconds=round(theirs[0], 3), grokreg_seconds=round(best, 3),
+                         speedup=round(theirs[0] / best, 1), identical_output=identical))
+        print(f"{experiment}: numpy {theirs[0]:.2f} s, grokreg {best:.2f} s", file=sys.stderr)
+
+    print("| experiment | epochs | NumPy reference | grokreg --book | speed-up | same table |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['experiment']} | {row['epochs']} | {row['numpy_seconds']:.2f} s | "
+              f"{row['grokreg_seconds']:.2f} s | {row['speedup']}x | "
+              f"{'yes' if row['identical_output'] else 'NO'} |")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+              f"Python {platform.python_version()}"
+    print(f"\nWhole process, one thread each, best of {args.repeat} for grokreg; {machine}.")
+    if args.json:
+        args.json.write_text(json.dumps(dict(machine=machine, rows=rows), indent=1) + "\n")
+    return 0 if all(row["identical_output"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

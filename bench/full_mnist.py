@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""grokreg against PyTorch, scikit-learn and plain NumPy on full MNIST, in the same run.
+
+The task (the correct model, default mode): 784-100-10, ReLU, dropout 0.5, squared error,
+mini-batches of 100 with alpha 0.1 on the batch-mean gradient, test accuracy every epoch; and
+per-example SGD (batch 1). Every peer runs in its own process with OMP/OpenBLAS/MKL threads
+(and torch.set_num_threads) set to the thread count, so settings never leak between runs.
+A peer that is not installed is skipped with a note, never faked.
+
+    python bench/full_mnist.py --data-dir ../shared/data/mnist [--epochs 10] [--json out.json]
+
+Peers: PyTorch (autograd forward/backward, in-place SGD updates; `pip install torch`),
+scikit-learn (MLPClassifier, solver="sgd": cross-entropy and no dropout, so its accuracy is
+not comparable), NumPy (the book's batch program with the correct gradient).
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HIDDEN, BATCH, ALPHA, DROPOUT = 100, 100, 0.1, 0.5
+
+
+def load(data_dir, dtype):
+    import numpy as np
+
+    import grokreg
+
+    (x, y), (xt, yt) = grokreg.load_mnist(data_dir)
+    scale = lambda images: (images.reshape(len(images), -1) / 255).astype(dtype)  # noqa: E731
+    return scale(x), y, scale(xt), yt, np
+
+
+def run_grokreg(data_dir, dtype, epochs, batch):
+    import grokreg
+
+    x, y, xt, yt, np = load(data_dir, dtype)
+    net = grokreg.Network(HIDDEN, dropout=DROPOUT, dtype=dtype, seed=0)
+    if batch == 1:
+        n = 20_000
+        started = time.perf_counter()
+        net.fit(x[:n], y[:n], epochs=1, alpha=0.005, batch_size=1)
+        return dict(us_per_step=1e6 * (time.perf_counter() - started) / n)
+    started = time.perf_counter()
+    history = net.fit(x, y, epochs=epochs, alpha=ALPHA, batch_size=BATCH, test_data=(xt, yt))
+    return dict(seconds_per_epoch=(time.perf_counter() - started) / epochs,
+                test_accuracy=history.history["test_accuracy"][-1])
+
+
+def run_torch(data_dir, dtype, epochs, batch, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    x, y, xt, yt, np = load(data_dir, dtype)
+    torch_dtype = getattr(torch, dtype)
+    X, Xt = torch.from_numpy(x), torch.from_numpy(xt)
+    T = torch.nn.functional.one_hot(torch.from_numpy(y), 10).to(torch_dtype)
+    generator = torch.Generator().manual_seed(0)
+    w1 = (0.2 * torch.rand(784, HIDDEN, generator=generator, dtype=torch_dtype) - 0.1).requires_grad_()
+    w2 = (0.2 * torch.rand(HIDDEN, 10, generator=generator, dtype=torch_dtype) - 0.1).requires_grad_()
+    alpha = ALPHA if batch > 1 else 0.005
+
+    def step(xb, tb):
+        hidden = torch.nn.functional.dropout(torch.relu(xb @ w1), DROPOUT, training=True)
+        loss = 0.5 * ((tb - hidden @ w2) ** 2).sum() / len(xb)
+        loss.backward()
+        with torch.no_grad():
+            w1.sub_(alpha * w1.grad)
+            w2.sub_(alpha * w2.grad)
+        w1.grad = w2.grad = None
+
+    if batch == 1:
+        n = 3000
+        started = time.perf_counter()
+        for i in range(n):
+            step(X[i:i + 1], T[i:i + 1])
+        return dict(us_per_step=1e6 * (time.perf_counter() - started) / n)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for i in range(0, len(X), batch):
+            step(X[i:i + batch], T[i:i + batch])
+        with torch.inference_mode():
+            accuracy = (torch.relu(Xt @ w1) @ w2).argmax(1).numpy()
+        accuracy = float(np.mean(accuracy == yt))
+    return dict(seconds_per_epoch=(time.perf_counter() - started) / epochs, test_accuracy=accuracy)
+
+
+def run_sklearn(data_dir, dtype, epochs, batch):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x, y, xt, yt, np = load(data_dir, dtype)
+    model = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=batch,
+                          learning_rate_init=ALPHA, momentum=0.0, alpha=0.0, shuffle=False,
+                          max_iter=1, warm_start=True, random_state=0)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x, y)
+        accuracy = model.score(xt, yt)
+    return dict(seconds_per_epoch=(time.perf_counter() - started) / epochs, test_accuracy=accuracy)
+
+
+def run_numpy(data_dir, dtype, epochs, batch):
+    x, y, xt, yt, np = load(data_dir, dtype)
+    rng = np.random.default_rng(0)
+    w1 = (0.2 * rng.random((784, HIDDEN)) - 0.1).astype(dtype)
+    w2 = (0.2 * rng.random((HIDDEN, 10)) - 0.1).astype(dtype)
+    targets = np.eye(10, dtype=dtype)[y]
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for i in range(0, len(x), batch):
+            xb, tb = x[i:i + batch], targets[i:i + batch]
+            z = xb @ w1
+            mask = (rng.random(z.shape) < 1 - DROPOUT).astype(dtype) / (1 - DROPOUT)
+            hidden = np.maximum(z, 0) * mask
+            delta_2 = (tb - hidden @ w2) / len(xb)
+            delta_1 = (delta_2 @ w2.T) * (z > 0) * mask
+            w2 += ALPHA * hidden.T @ delta_2
+            w1 += ALPHA * xb.T @ delta_1
+        accuracy = float(np.mean((np.maximum(xt @ w1, 0) @ w2).argmax(1) == yt))
+    return dict(seconds_per_epoch=(time.perf_counter() - started) / epochs, test_accuracy=accuracy)
+
+
+PEERS = {"grokreg": "grokreg", "pytorch": "torch", "scikit-learn": "sklearn", "numpy": "numpy"}
+
+
+def worker(args):
+    peer, dtype, batch, threads = args.worker.split(",")
+    batch, threads = int(batch), int(threads)
+    if peer == "pytorch":
+        result = run_torch(args.data_dir, dtype, args.epochs, batch, threads)
+    else:
+        result = {"grokreg": run_grokreg, "scikit-learn": run_sklearn,
+                  "numpy": run_numpy}[peer](args.data_dir, dtype, args.epochs, batch)
+    print(json.dumps(result))
+
+
+def installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("GROKREG_DATA"),
+                        help="the full MNIST files (default: $GROKREG_DATA)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not args.data_dir:
+        sys.exit("full MNIST is needed: pass --data-dir or set GROKREG_DATA")
+    if args.worker:
+        return worker(args)
+
+    runs = [("grokreg", dtype, BATCH, 1) for dtype in ("float32", "float64")]
+    runs += [(peer, "float32", BATCH, t) for peer in ("pytorch", "scikit-learn", "numpy")
+             for t in args.threads]
+    runs += [("grokreg", "float32", 1, 1), ("pytorch", "float32", 1, 1)]
+    results, notes = [], []
+    for peer, dtype, batch, threads in runs:
+        if not installed(PEERS[peer]):
+            notes.append(f"{peer} is not installed: skipped")
+            continue
+        env = {**os.environ, **{v: str(threads) for v in
+                                ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+        output = subprocess.run(
+            [sys.executable, __file__, "--worker", f"{peer},{dtype},{batch},{threads}",
+             "--data-dir", args.data_dir, "--epochs", str(args.epochs)],
+            capture_output=True, text=True, env=env, check=True).stdout
+        results.append(dict(peer=peer, dtype=dtype, batch=batch, threads=threads,
+                            **json.loads(output.strip().splitlines()[-1])))
+        print(f"{results[-1]}", file=sys.stderr)
+
+    ours = {(r["dtype"], r["batch"]): r for r in results if r["peer"] == "grokreg"}
+    print(f"Mini-batches of {BATCH}, {args.epochs} epochs, test accuracy every epoch:\n")
+    print("| peer | dtype | threads | s / epoch | test accuracy | grokreg (float32) is faster by |")
+    print("|---|---|---|---|---|---|")
+    reference = ours.get(("float32", BATCH))
+    for r in (r for r in results if r["batch"] == BATCH):
+        ratio = r["seconds_per_epoch"] / reference["seconds_per_epoch"] if reference else float("nan")
+        print(f"| {r['peer']} | {r['dtype']} | {r['threads']} | {r['seconds_per_epoch']:.3f} | "
+              f"{r['test_accuracy']:.4f} | {ratio:.2f}x |")
+    print("\nPer-example SGD (batch 1):\n")
+    print("| peer | µs / step | grokreg is faster by |")
+    print("|---|---|---|")
+    single = ours.get(("float32", 1))
+    for r in (r for r in results if r["batch"] == 1):
+        ratio = r["us_per_step"] / single["us_per_step"] if single else float("nan")
+        print(f"| {r['peer']} | {r['us_per_step']:.1f} | {ratio:.1f}x |")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\n{machine}. grokreg's kernels run on one thread. scikit-learn minimises "
+          f"cross-entropy without dropout.")
+    for note in notes:
+        print(f"- {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=machine, epochs=args.epochs, results=results, notes=notes), f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
