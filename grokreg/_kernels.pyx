@@ -45,6 +45,7 @@ cdef struct Rules:
     bint book          # the book's arithmetic: ReLU derivative 1, its mask and batch loop
     bint train_bias
     int loss           # SQUARED_ERROR or SOFTMAX_CROSS_ENTROPY
+    bint dense         # skip no zero: 0 * inf must give NaN, as in NumPy (after a divergence)
     Dropout dropout
 
 
@@ -105,7 +106,8 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
     """ReLU and dropout, in place: h holds z on entry, the layer's output on exit.
 
     gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
-    factor. The book's derivative is taken of the ReLU *output* (always >= 0) and so is always 1.
+    factor. The book's derivative is taken of the layer's *output* (always >= 0, so 1) and is
+    computed literally, as is its relu (z >= 0) * z, so that NaN and inf behave as in NumPy.
     """
     cdef Py_ssize_t j
     cdef floating z, g
@@ -116,8 +118,7 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
     for j in range(n_hidden):
         z = h[j]
         if book:
-            # the book's relu, (z >= 0) * z
-            h[j] = z if z >= 0 else 0
+            h[j] = (<floating> 1 if z >= 0 else <floating> 0) * z
             g = 1
         else:
             h[j] = z if z > 0 else 0
@@ -126,19 +127,21 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
             # one draw per unit, whatever its value, in the order numpy draws a mask
             if dropout.book:
                 keep_unit = dropout.rng.next_uint32(dropout.rng.state) & 1
-                h[j] = h[j] * 2 if keep_unit else 0
+                h[j] = h[j] * (2 if keep_unit else 0)
             else:
                 keep_unit = dropout.rng.next_double(dropout.rng.state) < dropout.keep
                 h[j] = h[j] * scale if keep_unit else 0
                 g = g * scale
             if not keep_unit:
                 g = 0
+        if book:  # relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
+            g = g if h[j] >= 0 else 0
         gate[j] = g
 
 
 cdef inline void output_layer(const floating *h, Py_ssize_t n_hidden,
                               const floating *weights_1_2, const floating *bias_2,
-                              Py_ssize_t n_outputs, floating *out) noexcept nogil:
+                              Py_ssize_t n_outputs, floating *out, bint dense) noexcept nogil:
     cdef Py_ssize_t j, c
     cdef floating hj
     cdef const floating *row
@@ -146,17 +149,17 @@ cdef inline void output_layer(const floating *h, Py_ssize_t n_hidden,
         out[c] = bias_2[c]
     for j in range(n_hidden):
         hj = h[j]
-        if hj != 0:
+        if hj != 0 or dense:
             row = weights_1_2 + j * n_outputs
             for c in range(n_outputs):
                 out[c] += hj * row[c]
 
 
 cdef inline Py_ssize_t argmax(const floating *v, Py_ssize_t n) noexcept nogil:
-    """First index of the maximum, as numpy.argmax."""
+    """First index of the maximum, as numpy.argmax (a NaN counts as the maximum)."""
     cdef Py_ssize_t c, best = 0
     for c in range(1, n):
-        if v[c] > v[best]:
+        if v[c] > v[best] or (v[c] != v[c] and v[best] == v[best]):
             best = c
     return best
 
@@ -206,13 +209,13 @@ cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label
 
 cdef inline void hidden_delta(const floating *delta_2, const floating *weights_1_2,
                               const floating *gate, Py_ssize_t n_hidden, Py_ssize_t n_outputs,
-                              floating *delta_1) noexcept nogil:
+                              floating *delta_1, bint dense) noexcept nogil:
     """delta_1 = (delta_2 . weights_1_2.T) * gate."""
     cdef Py_ssize_t j, c
     cdef floating s
     cdef const floating *row
     for j in range(n_hidden):
-        if gate[j] == 0:
+        if gate[j] == 0 and not dense:
             delta_1[j] = 0
             continue
         row = weights_1_2 + j * n_outputs
@@ -231,14 +234,15 @@ cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
 
 
 cdef inline void add_outer(floating *weights, Py_ssize_t n_cols, floating alpha,
-                           const floating *u, Py_ssize_t n_rows, const floating *v) noexcept nogil:
+                           const floating *u, Py_ssize_t n_rows, const floating *v,
+                           bint dense) noexcept nogil:
     """weights += alpha * (u outer v), skipping rows where u is zero (they would add zeros)."""
     cdef Py_ssize_t r, c
     cdef floating ur
     cdef floating *row
     for r in range(n_rows):
         ur = u[r]
-        if ur != 0:
+        if ur != 0 or dense:
             row = weights + r * n_cols
             for c in range(n_cols):
                 row[c] += alpha * (ur * v[c])
@@ -296,12 +300,12 @@ cdef inline void forward_example(const floating *data, const int32_t *indices,
                                  const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
                                  const floating[:, ::1] weights_1_2, const floating[::1] bias_2,
                                  floating *h, floating *gate, floating *out, bint book,
-                                 Dropout *dropout) noexcept nogil:
+                                 Dropout *dropout, bint dense) noexcept nogil:
     cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1]
     hidden_layer(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
                  &bias_1[0], n_hidden, h)
     activate(h, gate, n_hidden, book, dropout)
-    output_layer(h, n_hidden, &weights_1_2[0, 0], &bias_2[0], weights_1_2.shape[1], out)
+    output_layer(h, n_hidden, &weights_1_2[0, 0], &bias_2[0], weights_1_2.shape[1], out, dense)
 
 
 cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
@@ -318,13 +322,15 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     for t in range(order.shape[0]):
         i = order[t]
         forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, &rules.dropout)
+                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, &rules.dropout,
+                        rules.dense)
         error += score_example(&out[0, 0], n_outputs, labels[i], rules.loss, n_correct)
         output_delta(&out[0, 0], n_outputs, labels[i], rules.loss, 1)
         # delta_1 from the weights before this step's update, as the book computes it
         hidden_delta(&out[0, 0], &weights_1_2[0, 0], &gate[0, 0], n_hidden, n_outputs,
-                     &delta_1[0, 0])
-        add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[0, 0], n_hidden, &out[0, 0])
+                     &delta_1[0, 0], rules.dense)
+        add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[0, 0], n_hidden, &out[0, 0],
+                  rules.dense)
         first = indptr[i]
         add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + first, indices + first,
                        indptr[i + 1] - first, &delta_1[0, 0])
@@ -334,6 +340,46 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     return error
 
 
+cdef void book_batch_literally(const floating *data, const int32_t *indices,
+                               const int64_t *indptr, const int64_t[::1] order, Py_ssize_t start,
+                               Py_ssize_t size, floating[:, ::1] weights_0_1,
+                               floating[:, ::1] weights_1_2, floating alpha,
+                               floating[:, ::1] h, floating[:, ::1] gate,
+                               floating[:, ::1] delta_2, floating[:, ::1] delta_1,
+                               floating[:, ::1] grad_1_2,
+                               floating[:, ::1] sums_0_1) noexcept nogil:
+    """The book's batch loop as written: batch_size updates, nothing skipped.
+
+    Used once book-mode training has diverged, where only the literal order of operations
+    turns inf into the same NaNs as the book's program (the closed form would not).
+    """
+    cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t repeat, b, i, j, c, t
+    for j in range(n_hidden):
+        for c in range(n_outputs):
+            grad_1_2[j, c] = 0
+    for b in range(size):
+        add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], n_hidden, &delta_2[b, 0], True)
+    for repeat in range(size):
+        for b in range(size):
+            hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
+                         &delta_1[b, 0], True)
+        for j in range(n_hidden):
+            for c in range(n_outputs):
+                weights_1_2[j, c] += alpha * grad_1_2[j, c]
+        # w01 += alpha * (layer_0.T . delta_1): the sum over the batch first, as a matrix product
+        for t in range(sums_0_1.shape[0]):
+            for j in range(n_hidden):
+                sums_0_1[t, j] = 0
+        for b in range(size):
+            i = order[start + b]
+            add_outer_rows(&sums_0_1[0, 0], n_hidden, 1, data + indptr[i], indices + indptr[i],
+                           indptr[i + 1] - indptr[i], &delta_1[b, 0])
+        for t in range(sums_0_1.shape[0]):
+            for j in range(n_hidden):
+                weights_0_1[t, j] += alpha * sums_0_1[t, j]
+
+
 cdef double batch_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
                         const int64_t[::1] labels, const int64_t[::1] order,
                         floating[:, ::1] weights_0_1, floating[::1] bias_1,
@@ -341,8 +387,8 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         Py_ssize_t batch_size, Rules *rules, floating[:, ::1] h,
                         floating[:, ::1] gate, floating[:, ::1] delta_2,
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
-                        floating[:, ::1] drift, Py_ssize_t *n_correct,
-                        Py_ssize_t *n_seen) noexcept nogil:
+                        floating[:, ::1] drift, floating[:, ::1] sums_0_1,
+                        Py_ssize_t *n_correct, Py_ssize_t *n_seen) noexcept nogil:
     """Mini-batch gradient descent.
 
     Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
@@ -367,22 +413,30 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         for b in range(size):
             i = order[start + b]
             forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, &rules.dropout)
+                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, &rules.dropout,
+                            rules.dense)
             error += score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss, n_correct)
             output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss, <floating> size)
+        if book and rules.dense:
+            book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
+                                 weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
+                                 sums_0_1)
+            start += size
+            continue
         for b in range(size):
             hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
-                         &delta_1[b, 0])
+                         &delta_1[b, 0], rules.dense)
         if book:
             for j in range(n_hidden):
                 for c in range(n_outputs):
                     grad_1_2[j, c] = 0
             for b in range(size):
-                add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], n_hidden, &delta_2[b, 0])
+                add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], n_hidden, &delta_2[b, 0],
+                          False)
             triangle = alpha * <floating> (size * (size - 1) // 2)
             for b in range(size):
                 hidden_delta(&delta_2[b, 0], &grad_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
-                             &drift[b, 0])
+                             &drift[b, 0], False)
                 for j in range(n_hidden):
                     delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
             for repeat in range(size):
@@ -392,7 +446,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         else:
             for b in range(size):
                 add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[b, 0], n_hidden,
-                          &delta_2[b, 0])
+                          &delta_2[b, 0], rules.dense)
         for b in range(size):
             i = order[start + b]
             add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + indptr[i],
@@ -459,11 +513,12 @@ cdef check_rows(const int32_t[::1] indices, const int64_t[::1] indptr, Py_ssize_
                              f"(the network's inputs)")
 
 
-def sparse_rows(const floating[:, ::1] x not None):
+def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
     Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
-    indices[indptr[i]:indptr[i + 1]] (increasing).
+    indices[indptr[i]:indptr[i + 1]] (increasing). keep_zeros lists every entry, zeros too:
+    the kernels then compute as densely as NumPy (where 0 * inf is NaN).
     """
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, count = 0
     if n_inputs > 2**31 - 1:
@@ -473,7 +528,7 @@ def sparse_rows(const floating[:, ::1] x not None):
         indptr[0] = 0
         for i in range(n):
             for k in range(n_inputs):
-                count += x[i, k] != 0
+                count += x[i, k] != 0 or keep_zeros
             indptr[i + 1] = count
     cdef floating[::1] data = np.empty(count, dtype=np.float32 if floating is float else np.float64)
     cdef int32_t[::1] indices = np.empty(count, dtype=np.int32)
@@ -481,7 +536,7 @@ def sparse_rows(const floating[:, ::1] x not None):
         count = 0
         for i in range(n):
             for k in range(n_inputs):
-                if x[i, k] != 0:
+                if x[i, k] != 0 or keep_zeros:
                     data[count] = x[i, k]
                     indices[count] = k
                     count += 1
@@ -494,14 +549,16 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                 floating[::1] bias_1 not None, floating[:, ::1] weights_1_2 not None,
                 floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
                 double keep, object bit_generator, int loss=SQUARED_ERROR,
-                bint train_bias=False):
+                bint train_bias=False, bint dense=False):
     """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
 
     (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
     order. keep < 1 turns dropout on and needs bit_generator: book mode requires keep == 0.5 and
     draws the book's mask (an MT19937 stream continues numpy's legacy np.random.randint(2)
     exactly); otherwise inverted dropout. finite is False when the loss or any parameter
-    stopped being finite (divergence).
+    stopped being finite (divergence). dense (with rows from sparse_rows(x, keep_zeros=True))
+    skips no zero anywhere and runs the book's batch loop literally: NumPy's arithmetic for
+    inf and NaN, for reproducing the book after a divergence.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
@@ -526,6 +583,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     rules.book = book
     rules.train_bias = train_bias
     rules.loss = loss
+    rules.dense = dense
     rules.dropout.active = keep < 1
     rules.dropout.book = book
     rules.dropout.keep = keep
@@ -546,6 +604,9 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
     cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
     cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
+    literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
+    cdef floating[:, ::1] sums_0_1 = np.empty(
+        (weights_0_1.shape[0] if literal else 1, n_hidden), dtype=dtype)
     # base pointers; with no non-zero input at all, every row is empty and neither is read
     cdef const floating *values = &data[0] if data.shape[0] else NULL
     cdef const int32_t *columns = &indices[0] if indices.shape[0] else NULL
@@ -560,8 +621,8 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         else:
             error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
-                                &rules, h, gate, delta_2, delta_1, grad_1_2, drift, &n_correct,
-                                &n_seen)
+                                &rules, h, gate, delta_2, delta_1, grad_1_2, drift, sums_0_1,
+                                &n_correct, &n_seen)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * n_hidden)
                   and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)
@@ -574,11 +635,12 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
              const floating[:, ::1] weights_0_1 not None, const floating[::1] bias_1 not None,
              const floating[:, ::1] weights_1_2 not None, const floating[::1] bias_2 not None,
              int loss=SQUARED_ERROR, int64_t[::1] predictions=None,
-             floating[:, ::1] outputs=None):
+             floating[:, ::1] outputs=None, bint dense=False):
     """Forward pass without dropout over the sparse rows (data, indices, indptr).
 
     Returns (summed loss, n_correct) against labels (both 0 when labels is None); writes each
     example's predicted class into predictions and its output layer into outputs when given.
+    dense: skip no zero (see train_epoch).
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, i
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
@@ -607,8 +669,9 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
         for i in range(n):
             if has_outputs:
                 row_out = &outputs[i, 0]
+            # dense evaluation serves the book after a divergence: its relu, (z >= 0) * z
             forward_example(values, columns, &indptr[0], i, weights_0_1, bias_1, weights_1_2,
-                            bias_2, &h[0], &gate[0], row_out, False, &no_dropout)
+                            bias_2, &h[0], &gate[0], row_out, dense, &no_dropout, dense)
             if has_labels:
                 error += score_example(row_out, n_outputs, labels[i], loss, &n_correct)
             if has_predictions:

@@ -173,7 +173,7 @@ class Network:
 
     def fit(self, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
             validation_data=None, validation_split=0.0, eval_every=1, shuffle=False,
-            early_stopping=None, progress=False, on_epoch_end=None):
+            early_stopping=None, on_divergence="stop", progress=False, on_epoch_end=None):
         """Train on (x, y), continuing from the current weights.
 
         Parameters
@@ -205,6 +205,10 @@ class Network:
             (default mode only: the book does not shuffle).
         early_stopping : EarlyStopping, optional
             Stop when the monitored validation metric stops improving (needs validation data).
+        on_divergence : {"stop", "warn"}
+            When a weight or the error stops being finite: "stop" ends training at that epoch
+            and keeps the weights of the last finite one; "warn" goes on (as the book's
+            programs do, printing nan), warning once. Both warn naming the epoch.
         progress : bool
             Show progress on stderr (tqdm if installed, else the book's ``\\r`` line).
         on_epoch_end : callable, optional
@@ -250,28 +254,37 @@ class Network:
                                  "(it never watches the test data)")
         if on_epoch_end is not None and not callable(on_epoch_end):
             raise TypeError("on_epoch_end must be callable")
+        if on_divergence not in ("stop", "warn"):
+            raise ValueError(f"on_divergence must be 'stop' or 'warn', got {on_divergence!r}")
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this Network is already training in another thread")
         try:
             return self._fit(x, y, epochs, alpha, batch_size, test_data, validation_data,
-                             eval_every, bool(shuffle), early_stopping, progress, on_epoch_end)
+                             eval_every, bool(shuffle), early_stopping, on_divergence, progress,
+                             on_epoch_end)
         finally:
             self._training.release()
 
     def _fit(self, x, y, epochs, alpha, batch_size, test_data, validation_data, eval_every,
-             shuffle, early_stopping, progress, on_epoch_end):
+             shuffle, early_stopping, on_divergence, progress, on_epoch_end):
         history = self.history_ = History(
             dict(epochs=epochs, alpha=alpha, batch_size=batch_size, n_train=len(x),
                  eval_every=eval_every, shuffle=shuffle, book=self.book, dropout=self.dropout,
                  loss=self.loss, bias=self.bias,
                  n_validation=None if validation_data is None else len(validation_data[1])))
-        # the kernels read each data set as sparse rows, built once per fit
-        train = _kernels.sparse_rows(x)
-        evaluations = {
-            prefix: (_kernels.sparse_rows(data[0]), data[1])
-            for prefix, data in (("val", validation_data), ("test", test_data))
-            if data is not None
-        }
+        datasets = {prefix: data for prefix, data in (("val", validation_data),
+                                                       ("test", test_data)) if data is not None}
+
+        def as_rows(keep_zeros):
+            """Every data set as the kernels read it: sparse rows, built once per fit."""
+            return (_kernels.sparse_rows(x, keep_zeros),
+                    {prefix: (_kernels.sparse_rows(inputs, keep_zeros), labels)
+                     for prefix, (inputs, labels) in datasets.items()})
+
+        train, evaluations = as_rows(False)
+        # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
+        # is NaN); to print what they print, book mode redoes a diverging epoch that way.
+        dense, replay = False, self.book and on_divergence == "warn"
         order = np.arange(len(x), dtype=np.int64)
         keep = 1.0 - self.dropout
         loss_code = LOSSES[self.loss]
@@ -289,10 +302,25 @@ class Network:
                 recorded = False
                 if shuffle:
                     order = np.random.Generator(self._bit_generator).permutation(len(x))
-                error, correct, _, finite = _kernels.train_epoch(
-                    *train, y, order, *self._parameters, alpha, batch_size, self.book, keep,
-                    self._bit_generator, loss_code, self.bias)
-                if not finite:
+                stream = self._bit_generator.state if replay and not dense else None
+                while True:
+                    error, correct, _, finite = _kernels.train_epoch(
+                        *train, y, order, *self._parameters, alpha, batch_size, self.book, keep,
+                        self._bit_generator, loss_code, self.bias, dense)
+                    if finite or stream is None:
+                        break
+                    for saved, parameter in zip(backup, self._parameters):
+                        np.copyto(parameter, saved)
+                    self._bit_generator.state = stream
+                    dense, stream = True, None
+                    train, evaluations = as_rows(True)
+                if not finite and on_divergence == "warn":
+                    if history.stop_message is None:
+                        history.stop_message = (
+                            f"training diverged at epoch {epoch} (alpha={alpha}): a weight or "
+                            f"the error stopped being finite; going on as asked")
+                        warnings.warn(history.stop_message, RuntimeWarning, stacklevel=3)
+                elif not finite:
                     for saved, parameter in zip(backup, self._parameters):
                         np.copyto(parameter, saved)
                     history.stop_reason = "diverged"
@@ -306,7 +334,7 @@ class Network:
                 if epoch % eval_every == 0 or epoch == epochs - 1:
                     for prefix, (rows, labels) in evaluations.items():
                         metrics[f"{prefix}_error"], metrics[f"{prefix}_accuracy"] = (
-                            self._evaluate(rows, labels))
+                            self._evaluate(rows, labels, dense))
                 history.append(epoch, **metrics)
                 recorded = True
                 stop = False
@@ -349,8 +377,9 @@ class Network:
 
     # -- inference --------------------------------------------------------------------------
 
-    def _evaluate(self, rows, y):
-        error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss])
+    def _evaluate(self, rows, y, dense=False):
+        error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss],
+                                           dense=dense)
         return error / len(y), correct / len(y)
 
     def evaluate(self, x, y):

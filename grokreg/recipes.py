@@ -113,7 +113,9 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
                       alpha=experiment.alpha(book) if alpha is None else alpha,
                       batch_size=experiment.batch_size, test_data=(x_test, y_test),
                       eval_every=options.pop("eval_every", eval_every), progress=progress,
-                      on_epoch_end=print_line, **options)
+                      on_epoch_end=print_line,
+                      # the book's programs print on through nan; the correct model stops
+                      on_divergence="warn" if book else "stop", **options)
     if experiment.monitor:
         if history.stop_reason == "early_stopping":
             print(book_line(history.record(), experiment.test_first), file=out, flush=True)

@@ -141,6 +141,17 @@ def test_divergence_stops_with_a_warning_and_finite_weights(small):
     assert np.isfinite(net.weights_0_1).all() and np.isfinite(net.weights_1_2).all()
 
 
+def test_divergence_can_be_followed_with_a_warning(small):
+    x, y, _, _ = small
+    net = grokreg.Network(hidden=20, seed=0, book=True)
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 0.*going on as asked"):
+        history = net.fit(x, y, epochs=3, alpha=10.0, on_divergence="warn")
+    assert history.stop_reason == "completed" and history.epoch == [0, 1, 2]
+    assert np.isnan(history.history["error"][-1])
+    with pytest.raises(ValueError, match="on_divergence"):
+        net.fit(x, y, on_divergence="ignore")
+
+
 def test_a_second_fit_on_the_same_network_is_refused(small):
     x, y, _, _ = small
     net = grokreg.Network(hidden=5, seed=0)

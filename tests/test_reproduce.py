@@ -1,11 +1,15 @@
 """The book's tables, exactly: grokreg's book mode against chapter8_numpy.py and the printed tables."""
 import io
 import shutil
+import warnings
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import grokreg
 
@@ -77,3 +81,54 @@ def test_cli_help_and_version():
             result = subprocess.run(command + arguments, capture_output=True, text=True, check=True)
             assert "grokreg" in result.stdout
     assert grokreg.__version__ in result.stdout
+
+
+@settings(max_examples=25, deadline=None)
+@given(experiment=st.sampled_from(["overfit", "dropout", "batch"]), seed=st.integers(0, 2**32 - 1),
+       hidden=st.integers(1, 32),
+       alpha=st.sampled_from([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.2]),  # the last diverge
+       epochs=st.integers(1, 4), n_train=st.integers(1, 250), n_test=st.integers(1, 300),
+       eval_every=st.integers(1, 3))
+def test_book_mode_matches_the_books_program_on_random_configurations(
+        reference, mnist, experiment, seed, hidden, alpha, epochs, n_train, n_test, eval_every):
+    if experiment == "batch":
+        n_train = max(n_train, 100)  # the book's loop needs one full batch
+    (x_train, y_train), (x_test, y_test) = mnist
+    expected = io.StringIO()
+    with np.errstate(all="ignore"):
+        reference.run(experiment, seed, hidden, alpha, epochs,
+                      x_train[:n_train].reshape(n_train, 784) / 255,
+                      np.eye(10)[y_train[:n_train]], x_test[:n_test].reshape(n_test, 784) / 255,
+                      np.eye(10)[y_test[:n_test]], eval_every, expected)
+    found = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # large alphas diverge, as in the book
+        grokreg.reproduce(experiment, book=True, seed=seed, hidden=hidden, alpha=alpha,
+                          epochs=epochs, n_train=n_train, n_test=n_test, eval_every=eval_every,
+                          out=found)
+    assert found.getvalue() == expected.getvalue()
+
+
+@pytest.mark.parametrize("experiment, seed, hidden, alpha, epochs, n_train, n_test, every", [
+    ("batch", 3097567255, 9, 0.03, 5, 129, 597, 1),  # overflows to inf, then NaN
+    ("batch", 1024480826, 15, 0.01, 6, 293, 150, 2),
+    ("overfit", 7, 20, 0.5, 4, 120, 200, 1),
+    ("dropout", 3, 30, 0.3, 4, 90, 150, 1),
+])
+def test_book_mode_follows_the_book_through_divergence(reference, mnist, experiment, seed, hidden,
+                                                      alpha, epochs, n_train, n_test, every):
+    """Where training blows up, the book's program prints inf and nan: so does book mode."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    expected = io.StringIO()
+    with np.errstate(all="ignore"):
+        reference.run(experiment, seed, hidden, alpha, epochs,
+                      x_train[:n_train].reshape(n_train, 784) / 255, np.eye(10)[y_train[:n_train]],
+                      x_test[:n_test].reshape(n_test, 784) / 255, np.eye(10)[y_test[:n_test]],
+                      every, expected)
+    assert "nan" in expected.getvalue() or "inf" in expected.getvalue()
+    found = io.StringIO()
+    with pytest.warns(RuntimeWarning, match="diverged at epoch"):
+        grokreg.reproduce(experiment, book=True, seed=seed, hidden=hidden, alpha=alpha,
+                          epochs=epochs, n_train=n_train, n_test=n_test, eval_every=every,
+                          out=found)
+    assert found.getvalue() == expected.getvalue()
