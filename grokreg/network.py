@@ -28,6 +28,11 @@ from .regularization import EarlyStopping
 
 __all__ = ["Network"]
 
+def _copy_all(targets, sources):
+    for target, source in zip(targets, sources):
+        np.copyto(target, source)
+
+
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
           "softmax_cross_entropy": _kernels.Loss.SOFTMAX_CROSS_ENTROPY}
 
@@ -297,8 +302,7 @@ class Network:
         recorded = True  # the parameters are those of the last epoch in the history
         try:
             for epoch in range(epochs):
-                for saved, parameter in zip(backup, self._parameters):
-                    np.copyto(saved, parameter)
+                _copy_all(backup, self._parameters)
                 recorded = False
                 if shuffle:
                     order = np.random.Generator(self._bit_generator).permutation(len(x))
@@ -309,8 +313,7 @@ class Network:
                         self._bit_generator, loss_code, self.bias, dense)
                     if finite or stream is None:
                         break
-                    for saved, parameter in zip(backup, self._parameters):
-                        np.copyto(parameter, saved)
+                    _copy_all(self._parameters, backup)
                     self._bit_generator.state = stream
                     dense, stream = True, None
                     train, evaluations = as_rows(True)
@@ -321,8 +324,7 @@ class Network:
                             f"the error stopped being finite; going on as asked")
                         warnings.warn(history.stop_message, RuntimeWarning, stacklevel=3)
                 elif not finite:
-                    for saved, parameter in zip(backup, self._parameters):
-                        np.copyto(parameter, saved)
+                    _copy_all(self._parameters, backup)
                     history.stop_reason = "diverged"
                     kept = f"the end of epoch {epoch - 1}" if epoch else "before this fit"
                     history.stop_message = (
@@ -341,8 +343,7 @@ class Network:
                 if early_stopping is not None and "val_error" in metrics:
                     stop = early_stopping.update(epoch, metrics[early_stopping.monitor])
                     if early_stopping.best_epoch == epoch:
-                        for saved, parameter in zip(best, self._parameters):
-                            np.copyto(saved, parameter)
+                        _copy_all(best, self._parameters)
                 if display is not None:
                     display.update(history.record())
                 if on_epoch_end is not None:
@@ -357,8 +358,7 @@ class Network:
             # a signal is acted on when the kernel returns: an epoch may have finished
             # without being recorded; go back to the last recorded one
             if not recorded:
-                for saved, parameter in zip(backup, self._parameters):
-                    np.copyto(parameter, saved)
+                _copy_all(self._parameters, backup)
             history.stop_reason = "interrupted"
             history.stop_message = (f"interrupted; the network keeps the weights of epoch "
                                     f"{history.epoch[-1]}" if history.epoch else
@@ -371,8 +371,7 @@ class Network:
             history.best_epoch = early_stopping.best_epoch
             history.stopped_epoch = early_stopping.stopped_epoch
             if early_stopping.restore_best_weights and early_stopping.best_epoch is not None:
-                for saved, parameter in zip(best, self._parameters):
-                    np.copyto(parameter, saved)
+                _copy_all(self._parameters, best)
         return history
 
     # -- inference --------------------------------------------------------------------------

@@ -92,6 +92,10 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
     n_train = _check_count(n_train, f"n_train (+{n_validation} for validation)" if n_validation
                            else "n_train", len(y_train) - n_validation, source)
     n_test = _check_count(n_test, "n_test", len(y_test), source)
+    if n_train < experiment.batch_size:
+        raise ValueError(f"the {name} experiment trains in batches of {experiment.batch_size}: "
+                         f"n_train must be at least that (the book's program would train "
+                         f"nothing on {n_train} images)")
     x_train, y_train = x_train[:n_train + n_validation], y_train[:n_train + n_validation]
     x_test, y_test = x_test[:n_test], y_test[:n_test]
     net = Network(experiment.hidden if hidden is None else hidden, dropout=experiment.dropout,
