@@ -176,6 +176,7 @@ def test_keyboard_interrupt_keeps_weights_and_history_consistent(images):
         net.fit(x[:10], y[:10], epochs=1)  # and the network is usable afterwards
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no SIGINT to send to a process")
 def test_interrupted_reproduce_exits_cleanly_with_complete_lines():
     process = subprocess.Popen(
         [sys.executable, "-P", "-m", "grokreg", "reproduce", "dropout", "--book",
