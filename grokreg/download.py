@@ -166,7 +166,7 @@ def _get(url, timeout, progress):
 
 def _progress_bar(url, total):
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return _TextProgress(url, total)
     return tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],

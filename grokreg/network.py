@@ -28,6 +28,31 @@ from .regularization import EarlyStopping
 
 __all__ = ["Network"]
 
+def _array_property(name, doc):
+    """A property exposing the array self._<name> as a read-only view; assigning an array of
+    the same shape replaces it (converted to the network's dtype, checked finite)."""
+    attribute = "_" + name
+
+    def get(self):
+        view = getattr(self, attribute).view()
+        view.flags.writeable = False
+        return view
+
+    def set(self, value):
+        shape = getattr(self, attribute).shape
+        array = np.asarray(value)
+        if array.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        array = np.array(array, dtype=self.dtype, order="C")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        setattr(self, attribute, array)
+
+    return property(get, set, doc=doc)
+
+
 def _copy_all(targets, sources):
     for target, source in zip(targets, sources):
         np.copyto(target, source)
@@ -144,35 +169,10 @@ class Network:
     def _parameters(self):
         return self._weights_0_1, self._bias_1, self._weights_1_2, self._bias_2
 
-    def _parameter(name, doc):  # noqa: N805 - builds the four properties below
-        """A property exposing the array self._<name> as a read-only view; assigning an array
-        of the same shape replaces it (converted to the network's dtype, checked finite)."""
-        attribute = "_" + name
-
-        def get(self):
-            view = getattr(self, attribute).view()
-            view.flags.writeable = False
-            return view
-
-        def set(self, value):
-            shape = getattr(self, attribute).shape
-            array = np.asarray(value)
-            if array.shape != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-            if array.dtype.kind not in "iuf":
-                raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-            array = np.array(array, dtype=self.dtype, order="C")
-            if not np.isfinite(array).all():
-                raise ValueError(f"{name} contains NaN or infinite values")
-            setattr(self, attribute, array)
-
-        return property(get, set, doc=doc)
-
-    weights_0_1 = _parameter("weights_0_1", "Input-to-hidden weights, shape (n_inputs, hidden).")
-    weights_1_2 = _parameter("weights_1_2", "Hidden-to-output weights, shape (hidden, n_outputs).")
-    bias_1 = _parameter("bias_1", "Hidden-layer biases, shape (hidden,); zeros without biases.")
-    bias_2 = _parameter("bias_2", "Output-layer biases, shape (n_outputs,); zeros without biases.")
-    del _parameter
+    weights_0_1 = _array_property("weights_0_1", "Input-to-hidden weights, (n_inputs, hidden).")
+    weights_1_2 = _array_property("weights_1_2", "Hidden-to-output weights, (hidden, n_outputs).")
+    bias_1 = _array_property("bias_1", "Hidden-layer biases, (hidden,); zeros without biases.")
+    bias_2 = _array_property("bias_2", "Output-layer biases, (n_outputs,); zeros without biases.")
 
     # -- training ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ class EpochProgress:
     def __init__(self, total, stream=None, description="train"):
         self.stream = sys.stderr if stream is None else stream
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
         except ImportError:
             self._bar = None
         else:

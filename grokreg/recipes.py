@@ -32,7 +32,7 @@ class Experiment:
     dropout: float
     test_first: bool  # the dropout/batch tables print test metrics before train metrics
     print_last: bool  # the overfit table also prints the last epoch
-    monitor: str = None  # early stopping on the validation set: the metric watched
+    monitor: str | None = None  # early stopping on the validation set: the metric watched
     patience: int = 0  # ... and for how many epochs (it is evaluated every epoch)
 
     def alpha(self, book):
