@@ -10,7 +10,9 @@ class Loss(enum.IntEnum):
     SQUARED_ERROR = 0
     SOFTMAX_CROSS_ENTROPY = 1
 
-def sparse_rows(x: _Float) -> tuple[_Float, NDArray[np.int32], NDArray[np.int64]]: ...
+def sparse_rows(
+    x: _Float, keep_zeros: bool = ...
+) -> tuple[_Float, NDArray[np.int32], NDArray[np.int64]]: ...
 def train_epoch(
     data: _Float,
     indices: NDArray[np.int32],
@@ -28,6 +30,7 @@ def train_epoch(
     bit_generator: np.random.BitGenerator | None,
     loss: int = ...,
     train_bias: bool = ...,
+    dense: bool = ...,
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
     data: _Float,
@@ -41,4 +44,5 @@ def evaluate(
     loss: int = ...,
     predictions: NDArray[np.int64] | None = None,
     outputs: _Float | None = None,
+    dense: bool = ...,
 ) -> tuple[float, int]: ...

@@ -15,9 +15,11 @@ convention) and for softmax cross-entropy ``delta = target - softmax(output)``.
 
 Data sets are stored once in compressed sparse row form, ``sparse_rows(x)`` = (``data``,
 ``indices``, ``indptr``) as scipy.sparse names them, and every pass reads only the non-zero
-inputs, contiguously (MNIST is ~19% ink). Skipping a zero input is exact: ``x_k * w`` adds an
-exact zero. Hidden units that are zero (inactive or dropped) are likewise skipped in the second
-layer.
+inputs, contiguously (MNIST is ~19% ink). Skipping a zero input is exact while the weights are
+finite: ``x_k * w`` adds an exact zero. Hidden units that are zero (inactive or dropped) are
+likewise skipped in the second layer. Once training has diverged, NumPy's ``0 * inf`` is NaN;
+book mode then follows the book with rows that keep their zeros (``sparse_rows(x, True)``) and
+``dense`` set, which skips nothing.
 """
 from contextlib import nullcontext
 
