@@ -101,14 +101,15 @@ def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep, loss,
     x, labels = sparse_data
     params = list(with_biases(*random_weights(30, 7, 4, dtype=dtype)))
     reference = [p.astype(np.float64) for p in params]
-    order = np.arange(len(x), dtype=np.int64)
     for epoch in range(3):
+        # epoch 0 in data order, then shuffled orders
+        order = np.random.default_rng(epoch).permutation(len(x)) if epoch else np.arange(len(x))
         error, correct, seen, finite = _kernels.train_epoch(
-            *rows(x.astype(dtype)), labels, order, *params, 0.05, batch_size, False, keep,
-            np.random.PCG64(epoch), LOSS_CODES[loss], bias)
+            *rows(x.astype(dtype)), labels, order.astype(np.int64), *params, 0.05, batch_size,
+            False, keep, np.random.PCG64(epoch), LOSS_CODES[loss], bias)
         ref_error, ref_correct = model.train_epoch(
-            x.astype(dtype).astype(np.float64), labels, reference, 0.05, batch_size, keep,
-            np.random.Generator(np.random.PCG64(epoch)), loss, bias)
+            x[order].astype(dtype).astype(np.float64), labels[order], reference, 0.05,
+            batch_size, keep, np.random.Generator(np.random.PCG64(epoch)), loss, bias)
         assert (seen, finite, correct) == (len(x), True, ref_correct)
         assert error == pytest.approx(ref_error, rel=10 * TOLERANCE[dtype])
     for found, expected in zip(params, reference):
