@@ -444,7 +444,8 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     in closed form. weights_1_2 grows by the same alpha * grad_1_2 at each of the B repeats, so at
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
-    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.)
+    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes the
+    first-layer update is added row by row over the batch (update_by_columns).
     """
     cdef Py_ssize_t n = order.shape[0]
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
@@ -493,7 +494,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
             for b in range(size):
                 add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[b, 0], n_hidden,
                           &delta_2[b, 0], rules.dense)
-        if book or rules.dense:
+        if rules.dense:
             for b in range(size):
                 i = order[start + b]
                 add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + indptr[i],
@@ -660,7 +661,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     cdef floating[:, ::1] sums_0_1 = np.empty(
         (weights_0_1.shape[0] if literal else 1, n_hidden), dtype=dtype)
     # the column view of a batch (update_by_columns): room for its largest possible size
-    by_columns = batch_size > 1 and not book and not dense
+    by_columns = batch_size > 1 and not dense
     cdef Py_ssize_t capacity = 1
     if by_columns:
         capacity = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
