@@ -36,9 +36,11 @@ KEYS = ("format", "format_version", "config", "rng_state") + ARRAYS
 CONFIG_KEYS = {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"}
 BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
-# what zipfile, zlib, numpy's .npy reader and json raise on damaged input
+# what zipfile, zlib, numpy's .npy reader and json raise on damaged input (zipfile raises
+# RuntimeError when a flipped bit marks a member as encrypted)
 DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, KeyError, NotImplementedError,
-           json.JSONDecodeError, UnicodeDecodeError, TypeError, OverflowError, OSError)
+           json.JSONDecodeError, UnicodeDecodeError, TypeError, OverflowError, OSError,
+           RuntimeError)
 
 
 def _jsonable(value):

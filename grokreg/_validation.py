@@ -72,7 +72,7 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     if array.ndim != 2:
         raise ValueError(f"{name} must have shape (N, {n_inputs}) or (N, H, W), got {array.shape}")
     if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
+        raise ValueError(f"{name} is empty (shape {array.shape}): at least one example is needed")
     if array.shape[1] != n_inputs:
         raise ValueError(f"{name} has {array.shape[1]} features per example, the network {n_inputs}")
     if array.dtype == np.uint8:

@@ -11,10 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import grokreg
 
 REPO = Path(__file__).resolve().parent.parent
+
+# CI replays the same examples on every run, so a pass or a failure there is reproducible; on
+# developers' machines each run draws new ones, which is where the property tests find bugs.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -207,7 +207,7 @@ def test_constructor_refuses(options, error, message):
 @pytest.mark.parametrize("x, y, options, error, message", [
     (X[:, :100], Y, {}, ValueError, "features"),
     (X[0], Y, {}, ValueError, "shape"),
-    (X[:0], Y[:0], {}, ValueError, "empty"),
+    (X[:0], Y[:0], {}, ValueError, r"x is empty \(shape \(0, 784\)\): at least one example"),
     (X, Y[:3], {}, ValueError, "3 labels for 4"),
     (X.astype(np.int64), Y, {}, TypeError, "uint8"),
     (X.astype(object), Y, {}, TypeError, "numeric"),

@@ -150,6 +150,20 @@ def test_loading_damaged_files_never_crashes(worker, tmp_path_factory, saved_net
                      str(tmp_path_factory.mktemp("load"))))
 
 
+def test_a_member_flagged_as_encrypted_is_a_damaged_file(saved_network, tmp_path):
+    """zipfile raises RuntimeError for encrypted members; load reports a damaged file instead."""
+    content = bytearray(saved_network.read_bytes())
+    for signature, flags_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = content.find(signature)
+        while start != -1:
+            content[start + flags_offset] |= 1  # bit 0 of the general-purpose flags: encrypted
+            start = content.find(signature, start + 1)
+    path = tmp_path / "encrypted.npz"
+    path.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match="damaged or not a grokreg network file.*encrypted"):
+        grokreg.Network.load(path)
+
+
 # -- interrupted work -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
