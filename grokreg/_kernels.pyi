@@ -6,6 +6,8 @@ from numpy.typing import NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
 
+OPENMP: bool
+
 class Loss(enum.IntEnum):
     SQUARED_ERROR = 0
     SOFTMAX_CROSS_ENTROPY = 1
@@ -31,6 +33,7 @@ def train_epoch(
     loss: int = ...,
     train_bias: bool = ...,
     dense: bool = ...,
+    n_threads: int = ...,
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
     data: _Float,
@@ -45,4 +48,5 @@ def evaluate(
     predictions: NDArray[np.int64] | None = None,
     outputs: _Float | None = None,
     dense: bool = ...,
+    n_threads: int = ...,
 ) -> tuple[float, int]: ...

@@ -26,10 +26,25 @@ from contextlib import nullcontext
 import numpy as np
 
 from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport exp, isfinite, log
 from libc.stdint cimport int32_t, int64_t
 from numpy.random cimport bitgen_t
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define GROKREG_OPENMP 1
+    #else
+    #define GROKREG_OPENMP 0
+    #endif
+    """
+    const int GROKREG_OPENMP
+
+# Without OpenMP (a compiler that lacks it) the prange loops below run in the calling thread.
+OPENMP = bool(GROKREG_OPENMP)
+
 
 cpdef enum Loss:
     SQUARED_ERROR = 0
@@ -103,20 +118,35 @@ cdef inline void hidden_layer(const floating *values, const int32_t *columns, Py
         hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 1, z)
 
 
+cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
+    """Each of n hidden units' dropout factor, drawn in the order numpy draws a mask.
+
+    0 drops the unit; a kept unit is multiplied by 2 in the book (np.random.randint(2) * 2, one
+    raw 32-bit draw & 1 each) and by 1 / keep otherwise (inverted dropout). Masks are drawn
+    before the examples they serve are computed, so that examples can run in parallel and
+    still consume the stream in the same order.
+    """
+    cdef Py_ssize_t j
+    cdef floating scale = <floating> (1.0 / dropout.keep)
+    for j in range(n):
+        if dropout.book:
+            mask[j] = 2 if dropout.rng.next_uint32(dropout.rng.state) & 1 else 0
+        else:
+            mask[j] = scale if dropout.rng.next_double(dropout.rng.state) < dropout.keep else 0
+
+
 cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
-                          Dropout *dropout) noexcept nogil:
-    """ReLU and dropout, in place: h holds z on entry, the layer's output on exit.
+                          const floating *mask) noexcept nogil:
+    """ReLU and dropout (mask, from draw_mask, or NULL for none), in place: h holds z on
+    entry, the layer's output on exit.
 
     gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
     factor. The book's derivative is taken of the layer's *output* (always >= 0, so 1) and is
-    computed literally, as is its relu (z >= 0) * z, so that NaN and inf behave as in NumPy.
+    computed literally, as are its relu (z >= 0) * z and its masking, so that NaN and inf
+    behave as in NumPy.
     """
     cdef Py_ssize_t j
     cdef floating z, g
-    cdef bint keep_unit
-    cdef floating scale = 1
-    if dropout.active and not dropout.book:
-        scale = <floating> (1.0 / dropout.keep)
     for j in range(n_hidden):
         z = h[j]
         if book:
@@ -125,16 +155,15 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
         else:
             h[j] = z if z > 0 else 0
             g = 1 if z > 0 else 0
-        if dropout.active:
-            # one draw per unit, whatever its value, in the order numpy draws a mask
-            if dropout.book:
-                keep_unit = dropout.rng.next_uint32(dropout.rng.state) & 1
-                h[j] = h[j] * (2 if keep_unit else 0)
+        if mask != NULL:
+            if book:
+                h[j] = h[j] * mask[j]
+            elif mask[j] != 0:
+                h[j] = h[j] * mask[j]
+                g = g * mask[j]
             else:
-                keep_unit = dropout.rng.next_double(dropout.rng.state) < dropout.keep
-                h[j] = h[j] * scale if keep_unit else 0
-                g = g * scale
-            if not keep_unit:
+                h[j] = 0
+            if mask[j] == 0:
                 g = 0
         if book:  # relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
             g = g if h[j] >= 0 else 0
@@ -302,11 +331,11 @@ cdef inline void forward_example(const floating *data, const int32_t *indices,
                                  const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
                                  const floating[:, ::1] weights_1_2, const floating[::1] bias_2,
                                  floating *h, floating *gate, floating *out, bint book,
-                                 Dropout *dropout, bint dense) noexcept nogil:
+                                 const floating *mask, bint dense) noexcept nogil:
     cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1]
     hidden_layer(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
                  &bias_1[0], n_hidden, h)
-    activate(h, gate, n_hidden, book, dropout)
+    activate(h, gate, n_hidden, book, mask)
     output_layer(h, n_hidden, &weights_1_2[0, 0], &bias_2[0], weights_1_2.shape[1], out, dense)
 
 
@@ -315,16 +344,19 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
                       floating[:, ::1] weights_0_1, floating[::1] bias_1,
                       floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
                       Rules *rules, floating[:, ::1] h, floating[:, ::1] gate,
-                      floating[:, ::1] out, floating[:, ::1] delta_1,
+                      floating[:, ::1] out, floating[:, ::1] delta_1, floating[:, ::1] mask,
                       Py_ssize_t *n_correct) noexcept nogil:
     """Per-example gradient descent (batch size 1), the book's first two experiments."""
     cdef Py_ssize_t t, i, first
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = out.shape[1]
     cdef double error = 0
+    cdef floating *example_mask = &mask[0, 0] if rules.dropout.active else NULL
     for t in range(order.shape[0]):
         i = order[t]
+        if example_mask != NULL:
+            draw_mask(&rules.dropout, example_mask, n_hidden)
         forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, &rules.dropout,
+                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, example_mask,
                         rules.dense)
         error += score_example(&out[0, 0], n_outputs, labels[i], rules.loss, n_correct)
         output_delta(&out[0, 0], n_outputs, labels[i], rules.loss, 1)
@@ -387,18 +419,19 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
                             floating[:, ::1] weights_0_1, floating alpha,
                             floating[:, ::1] delta_1, int64_t[::1] column_start,
                             int64_t[::1] column_fill, int32_t[::1] entry_example,
-                            floating[::1] entry_value, floating[::1] column_sum,
-                            floating[::1] zeros) noexcept nogil:
+                            floating[::1] entry_value, floating[:, ::1] column_sum,
+                            floating[::1] zeros, int n_threads) noexcept nogil:
     """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
 
     Adding each example's outer product in turn reads and writes a weights row once per
     example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
     rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
     registers (hidden_layer, with delta_1 in the role of the weights), and each row is updated
-    once, as a matrix product would.
+    once, as a matrix product would. Rows are independent, so threads share them out (each
+    with its own row of column_sum) and the result does not depend on the number of threads.
     """
     cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_0_1.shape[1]
-    cdef Py_ssize_t b, i, k, t, position
+    cdef Py_ssize_t b, i, k, t, position, thread
     for k in range(n_inputs + 1):
         column_start[k] = 0
     for b in range(size):
@@ -415,12 +448,34 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
             column_fill[indices[t]] = position + 1
             entry_example[position] = <int32_t> b
             entry_value[position] = data[t]
-    for k in range(n_inputs):
-        if column_start[k + 1] > column_start[k]:
-            hidden_layer(&entry_value[0] + column_start[k], &entry_example[0] + column_start[k],
-                         column_start[k + 1] - column_start[k], &delta_1[0, 0], &zeros[0],
-                         n_hidden, &column_sum[0])
-            add_scaled(&weights_0_1[k, 0], n_hidden, alpha, &column_sum[0])
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    with parallel(num_threads=n_threads):
+        thread = threadid()
+        for k in prange(n_inputs, schedule="guided"):
+            if column_start[k + 1] > column_start[k]:
+                hidden_layer(&entry_value[0] + column_start[k],
+                             &entry_example[0] + column_start[k],
+                             column_start[k + 1] - column_start[k], &delta_1[0, 0], &zeros[0],
+                             n_hidden, &column_sum[thread, 0])
+                add_scaled(&weights_0_1[k, 0], n_hidden, alpha, &column_sum[thread, 0])
+
+
+cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
+                          floating[:, ::1] delta, Py_ssize_t size, bint dense,
+                          int n_threads) noexcept nogil:
+    """weights += alpha * (h[b] outer delta[b]) for b < size, in b's order for every entry.
+
+    The same sums as add_outer called for each example in turn, computed row by row so that
+    threads can share out the rows.
+    """
+    cdef Py_ssize_t j, b, c, n_cols = weights.shape[1]
+    cdef floating hj
+    for j in prange(weights.shape[0], num_threads=n_threads, schedule="static"):
+        for b in range(size):
+            hj = h[b, j]
+            if hj != 0 or dense:
+                for c in range(n_cols):
+                    weights[j, c] += alpha * (hj * delta[b, c])
 
 
 cdef double batch_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
@@ -431,10 +486,12 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[:, ::1] gate, floating[:, ::1] delta_2,
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
                         floating[:, ::1] drift, floating[:, ::1] sums_0_1,
-                        int64_t[::1] column_start, int64_t[::1] column_fill,
-                        int32_t[::1] entry_example, floating[::1] entry_value,
-                        floating[::1] column_sum, floating[::1] zeros,
-                        Py_ssize_t *n_correct, Py_ssize_t *n_seen) noexcept nogil:
+                        floating[:, ::1] mask, double[::1] example_error,
+                        Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
+                        int64_t[::1] column_fill, int32_t[::1] entry_example,
+                        floating[::1] entry_value, floating[:, ::1] column_sum,
+                        floating[::1] zeros, int n_threads, Py_ssize_t *n_correct,
+                        Py_ssize_t *n_seen) noexcept nogil:
     """Mini-batch gradient descent.
 
     Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
@@ -446,42 +503,55 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
     alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes the
     first-layer update is added row by row over the batch (update_by_columns).
+
+    With n_threads > 1 the examples of a batch (forward and deltas) and the rows of each update
+    are shared out among threads. Every sum is still taken in one fixed order (the masks are
+    drawn first, the losses added up in example order, each weight's updates in example
+    order), so the result is the same, bit for bit, whatever the number of threads.
     """
     cdef Py_ssize_t n = order.shape[0]
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
     cdef Py_ssize_t start = 0, size, b, i, j, c, repeat
     cdef double error = 0
     cdef floating triangle
-    cdef bint book = rules.book
+    cdef floating *example_mask
+    cdef bint book = rules.book, masked = rules.dropout.active
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
     n_seen[0] = stop
     while start < stop:
         size = min(batch_size, stop - start)
-        for b in range(size):
+        if masked:
+            for b in range(size):
+                draw_mask(&rules.dropout, &mask[b, 0], n_hidden)
+        for b in prange(size, num_threads=n_threads, schedule="static"):
             i = order[start + b]
+            example_mask = &mask[b, 0] if masked else NULL
             forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, &rules.dropout,
+                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, example_mask,
                             rules.dense)
-            error += score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss, n_correct)
+            example_hit[b] = 0
+            example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
+                                             &example_hit[b])
             output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss, <floating> size)
+        for b in range(size):
+            error += example_error[b]
+            n_correct[0] += example_hit[b]
         if book and rules.dense:
             book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
                                  weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
                                  sums_0_1)
             start += size
             continue
-        for b in range(size):
+        for b in prange(size, num_threads=n_threads, schedule="static"):
             hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
                          &delta_1[b, 0], rules.dense)
         if book:
             for j in range(n_hidden):
                 for c in range(n_outputs):
                     grad_1_2[j, c] = 0
-            for b in range(size):
-                add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], n_hidden, &delta_2[b, 0],
-                          False)
+            add_outer_batch(grad_1_2, 1, h, delta_2, size, False, n_threads)
             triangle = alpha * <floating> (size * (size - 1) // 2)
-            for b in range(size):
+            for b in prange(size, num_threads=n_threads, schedule="static"):
                 hidden_delta(&delta_2[b, 0], &grad_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
                              &drift[b, 0], False)
                 for j in range(n_hidden):
@@ -491,9 +561,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                     for c in range(n_outputs):
                         weights_1_2[j, c] += alpha * grad_1_2[j, c]
         else:
-            for b in range(size):
-                add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[b, 0], n_hidden,
-                          &delta_2[b, 0], rules.dense)
+            add_outer_batch(weights_1_2, alpha, h, delta_2, size, rules.dense, n_threads)
         if rules.dense:
             for b in range(size):
                 i = order[start + b]
@@ -502,7 +570,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         else:
             update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
                               delta_1, column_start, column_fill, entry_example, entry_value,
-                              column_sum, zeros)
+                              column_sum, zeros, n_threads)
         for b in range(size):
             if rules.train_bias:
                 add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
@@ -602,7 +670,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                 floating[::1] bias_1 not None, floating[:, ::1] weights_1_2 not None,
                 floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
                 double keep, object bit_generator, int loss=SQUARED_ERROR,
-                bint train_bias=False, bint dense=False):
+                bint train_bias=False, bint dense=False, int n_threads=1):
     """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
 
     (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
@@ -611,7 +679,9 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     exactly); otherwise inverted dropout. finite is False when the loss or any parameter
     stopped being finite (divergence). dense (with rows from sparse_rows(x, keep_zeros=True))
     skips no zero anywhere and runs the book's batch loop literally: NumPy's arithmetic for
-    inf and NaN, for reproducing the book after a divergence.
+    inf and NaN, for reproducing the book after a divergence. n_threads share out the work of
+    each mini-batch (see batch_epoch: the result does not depend on it); per-example training
+    is sequential by nature and runs in one thread.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
@@ -629,6 +699,8 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         raise ValueError(f"keep must be in (0, 1], got {keep}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if not isfinite(alpha):
         raise ValueError(f"alpha must be finite, got {alpha}")
     if book and (loss != SQUARED_ERROR or train_bias):
@@ -657,6 +729,9 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
     cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
     cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
+    cdef floating[:, ::1] mask = np.empty((rows, n_hidden), dtype=dtype)
+    cdef double[::1] example_error = np.empty(rows, dtype=np.float64)
+    cdef Py_ssize_t[::1] example_hit = np.empty(rows, dtype=np.intp)
     literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
     cdef floating[:, ::1] sums_0_1 = np.empty(
         (weights_0_1.shape[0] if literal else 1, n_hidden), dtype=dtype)
@@ -671,7 +746,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                              dtype=np.int64)
     cdef int32_t[::1] entry_example = np.empty(capacity, dtype=np.int32)
     cdef floating[::1] entry_value = np.empty(capacity, dtype=dtype)
-    cdef floating[::1] column_sum = np.empty(n_hidden, dtype=dtype)
+    cdef floating[:, ::1] column_sum = np.empty((n_threads, n_hidden), dtype=dtype)
     cdef floating[::1] zeros = np.zeros(n_hidden, dtype=dtype)
     # base pointers; with no non-zero input at all, every row is empty and neither is read
     cdef const floating *values = &data[0] if data.shape[0] else NULL
@@ -683,13 +758,14 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         elif batch_size == 1:
             error = sgd_epoch(values, columns, &indptr[0], labels, order, weights_0_1, bias_1,
                               weights_1_2, bias_2, <floating> alpha, &rules, h, gate, delta_2,
-                              delta_1, &n_correct)
+                              delta_1, mask, &n_correct)
         else:
             error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, delta_2, delta_1, grad_1_2, drift, sums_0_1,
-                                column_start, column_fill, entry_example, entry_value,
-                                column_sum, zeros, &n_correct, &n_seen)
+                                mask, example_error, example_hit, column_start, column_fill,
+                                entry_example, entry_value, column_sum, zeros, n_threads,
+                                &n_correct, &n_seen)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * n_hidden)
                   and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)
@@ -702,21 +778,20 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
              const floating[:, ::1] weights_0_1 not None, const floating[::1] bias_1 not None,
              const floating[:, ::1] weights_1_2 not None, const floating[::1] bias_2 not None,
              int loss=SQUARED_ERROR, int64_t[::1] predictions=None,
-             floating[:, ::1] outputs=None, bint dense=False):
+             floating[:, ::1] outputs=None, bint dense=False, int n_threads=1):
     """Forward pass without dropout over the sparse rows (data, indices, indptr).
 
     Returns (summed loss, n_correct) against labels (both 0 when labels is None); writes each
     example's predicted class into predictions and its output layer into outputs when given.
-    dense: skip no zero (see train_epoch).
+    dense: skip no zero (see train_epoch). n_threads share out the examples; the losses are
+    added up in example order, so the result does not depend on it.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, i
+    cdef Py_ssize_t n = indptr.shape[0] - 1, i, thread
     cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
     cdef Py_ssize_t n_correct = 0
     cdef double error = 0
     cdef bint has_labels = labels is not None
     cdef bint has_predictions = predictions is not None, has_outputs = outputs is not None
-    cdef Dropout no_dropout
-    no_dropout.active = False
     check_network(weights_0_1, bias_1, weights_1_2, bias_2, loss)
     check_rows(indices, indptr, data.shape[0], weights_0_1.shape[0])
     if has_labels:
@@ -725,22 +800,34 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
         raise ValueError(f"predictions has {predictions.shape[0]} entries for {n} examples")
     if has_outputs and (outputs.shape[0] != n or outputs.shape[1] != n_outputs):
         raise ValueError(f"outputs must have shape ({n}, {n_outputs})")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] h = np.empty(n_hidden, dtype=dtype)
-    cdef floating[::1] gate = np.empty(n_hidden, dtype=dtype)
-    cdef floating[::1] out = np.empty(n_outputs, dtype=dtype)
-    cdef floating *row_out = &out[0]
+    # one scratch row per thread; one loss and hit per example, added up in order below
+    cdef floating[:, ::1] h = np.empty((n_threads, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] gate = np.empty((n_threads, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] out = np.empty((n_threads, n_outputs), dtype=dtype)
+    cdef double[::1] example_error = np.zeros(n if has_labels else 0, dtype=np.float64)
+    cdef Py_ssize_t[::1] example_hit = np.zeros(n if has_labels else 0, dtype=np.intp)
+    cdef floating *row_out
     cdef const floating *values = &data[0] if data.shape[0] else NULL
     cdef const int32_t *columns = &indices[0] if indices.shape[0] else NULL
-    with nogil:
-        for i in range(n):
-            if has_outputs:
-                row_out = &outputs[i, 0]
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            row_out = &outputs[i, 0] if has_outputs else &out[thread, 0]
             # dense evaluation serves the book after a divergence: its relu, (z >= 0) * z
             forward_example(values, columns, &indptr[0], i, weights_0_1, bias_1, weights_1_2,
-                            bias_2, &h[0], &gate[0], row_out, dense, &no_dropout, dense)
+                            bias_2, &h[thread, 0], &gate[thread, 0], row_out, dense, NULL,
+                            dense)
             if has_labels:
-                error += score_example(row_out, n_outputs, labels[i], loss, &n_correct)
+                example_error[i] = score_example(row_out, n_outputs, labels[i], loss,
+                                                 &example_hit[i])
             if has_predictions:
                 predictions[i] = argmax(row_out, n_outputs)
+    if has_labels:
+        for i in range(n):
+            error += example_error[i]
+            n_correct += example_hit[i]
     return error, n_correct

@@ -58,6 +58,14 @@ def _copy_all(targets, sources):
         np.copyto(target, source)
 
 
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
           "softmax_cross_entropy": _kernels.Loss.SOFTMAX_CROSS_ENTROPY}
 
@@ -91,6 +99,11 @@ class Network:
         Add trained biases to the hidden and output layers (the book has none).
     n_inputs, n_outputs : int
         Layer sizes (MNIST: 784 pixels, 10 classes).
+    n_threads : int or None
+        Threads that share out each mini-batch and each evaluation (OpenMP; ``None``: every CPU
+        this process may use). Results are identical, bit for bit, whatever the number.
+        Per-example training (batch_size=1) is sequential and uses one. A run-time setting: it
+        can be changed at any time and is not saved with the network.
 
     Attributes
     ----------
@@ -106,12 +119,13 @@ class Network:
     update is ``w += alpha * activation * (target - prediction)``, the book's rule;
     mini-batches average the gradient over the batch. A network trains in one thread at a time
     (a second concurrent ``fit`` raises RuntimeError); the kernels release the GIL, so separate
-    networks train in parallel threads.
+    networks train in parallel Python threads (keep ``n_threads=1`` for each, then).
     """
 
     def __init__(self, hidden=40, *, dropout=0.0, seed=None, book=False, dtype="float64",
-                 loss="mse", bias=False, n_inputs=784, n_outputs=10):
+                 loss="mse", bias=False, n_inputs=784, n_outputs=10, n_threads=1):
         self.hidden = check_int(hidden, "hidden", minimum=1)
+        self.n_threads = n_threads
         self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=2**31 - 1)
         self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
         self.dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
@@ -162,6 +176,20 @@ class Network:
             f"dtype={self.dtype.name!r}, loss={self.loss!r}, bias={self.bias}, "
             f"n_inputs={self.n_inputs}, n_outputs={self.n_outputs})"
         )
+
+    @property
+    def n_threads(self):
+        """Threads used by mini-batch training and evaluation (see the class docstring)."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        if value is None:
+            value = usable_cpus()
+        self._n_threads = check_int(value, "n_threads", minimum=1, maximum=1024)
+        if self._n_threads > 1 and not _kernels.OPENMP:
+            warnings.warn("grokreg was built without OpenMP: n_threads > 1 runs in one thread",
+                          RuntimeWarning, stacklevel=2)
 
     # -- parameters -------------------------------------------------------------------------
 
@@ -310,7 +338,7 @@ class Network:
                 while True:
                     error, correct, _, finite = _kernels.train_epoch(
                         *train, y, order, *self._parameters, alpha, batch_size, self.book, keep,
-                        self._bit_generator, loss_code, self.bias, dense)
+                        self._bit_generator, loss_code, self.bias, dense, self._n_threads)
                     if finite or stream is None:
                         break
                     _copy_all(self._parameters, backup)
@@ -378,7 +406,7 @@ class Network:
 
     def _evaluate(self, rows, y, dense=False):
         error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss],
-                                           dense=dense)
+                                           dense=dense, n_threads=self._n_threads)
         return error / len(y), correct / len(y)
 
     def evaluate(self, x, y):
@@ -400,7 +428,7 @@ class Network:
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
         _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
-                          predictions)
+                          predictions, n_threads=self._n_threads)
         return predictions
 
     def decision_function(self, x):
@@ -408,7 +436,7 @@ class Network:
         x = as_inputs(x, self.n_inputs, self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
         _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
-                          None, outputs)
+                          None, outputs, n_threads=self._n_threads)
         return outputs
 
     # -- persistence ------------------------------------------------------------------------
@@ -422,6 +450,8 @@ class Network:
         return _serialization.save(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, n_threads=1):
         """Read a network written by ``save``; refuses anything else with ValueError."""
-        return _serialization.load(cls, path)
+        net = _serialization.load(cls, path)
+        net.n_threads = n_threads
+        return net
