@@ -175,6 +175,37 @@ def test_book_epochs_match_the_books_program(reference, mnist, experiment, hidde
     np.testing.assert_allclose(w12, w12_ref, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode, dtype", [("default", np.float32), ("default", np.float64),
+                                         ("book", np.float64)])
+def test_any_number_of_threads_gives_the_same_bits(mnist, mode, dtype):
+    """Masks drawn first, every sum in example order: 1, 2 or 3 threads change nothing."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    x = (x_train[:450].reshape(450, 784) / 255).astype(dtype)  # a last, smaller batch of 50
+    x_eval = (x_test[:300].reshape(300, 784) / 255).astype(dtype)
+    order = np.random.default_rng(2).permutation(450).astype(np.int64)
+    book = mode == "book"
+    runs = []
+    for n_threads in (1, 2, 3):
+        params = list(with_biases(*random_weights(784, 24, 10, seed=4, dtype=dtype)))
+        stream = np.random.MT19937(9) if book else np.random.PCG64(9)
+        alpha = 0.001 if book else 0.05  # the book applies each batch's update 100 times
+        epochs = [_kernels.train_epoch(*rows(x), y_train[:450], order, *params, alpha, 100, book,
+                                       0.5, stream, n_threads=n_threads) for _ in range(2)]
+        predictions = np.empty(300, dtype=np.int64)
+        outputs = np.empty((300, 10), dtype=dtype)
+        evaluation = _kernels.evaluate(*rows(x_eval), y_test[:300], *params, MSE, predictions,
+                                       outputs, n_threads=n_threads)
+        runs.append((epochs, evaluation, params, predictions, outputs))
+    (epochs, evaluation, params, predictions, outputs), *others = runs
+    assert epochs[0][3] and 0.1 < evaluation[1] / 300 < 1  # it trained, and finitely
+    for other_epochs, other_evaluation, other_params, other_predictions, other_outputs in others:
+        assert other_epochs == epochs and other_evaluation == evaluation
+        for found, expected in zip(other_params, params):
+            assert np.array_equal(found, expected)
+        assert np.array_equal(other_predictions, predictions)
+        assert np.array_equal(other_outputs, outputs)
+
+
 def test_divergence_is_reported(mnist):
     """alpha = 10 overflows in book mode (whose gradient never stops at dead units)."""
     (x_train, y_train), _ = mnist
@@ -212,6 +243,7 @@ def test_divergence_is_reported(mnist):
     (dict(loss=7), "loss"),
     (dict(book=True, loss=CE), "book"),
     (dict(book=True, train_bias=True), "book"),
+    (dict(n_threads=0), "n_threads"),
 ])
 def test_train_epoch_refuses_what_would_break_it(change, message):
     """Called directly, the kernel still checks every shape and index it relies on."""
@@ -219,7 +251,7 @@ def test_train_epoch_refuses_what_would_break_it(change, message):
                 indptr=np.array([0, 1, 2]), labels=np.array([0, 1]), order=np.array([0, 1]),
                 w01=np.zeros((8, 5)), b1=np.zeros(5), w12=np.zeros((5, 3)), b2=np.zeros(3),
                 alpha=0.1, batch_size=1, book=False, keep=1.0, bit_generator=None, loss=MSE,
-                train_bias=False)
+                train_bias=False, dense=False, n_threads=1)
     args.update(change)
     args["labels"] = np.asarray(args["labels"], dtype=np.int64)
     args["order"] = np.asarray(args["order"], dtype=np.int64)

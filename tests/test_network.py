@@ -179,6 +179,35 @@ def test_networks_train_in_parallel_threads_as_they_do_alone(small):
         assert np.array_equal(a.weights_0_1, b.weights_0_1)
 
 
+def test_n_threads_changes_nothing_but_speed(small):
+    """The same fit and evaluations with n_threads 1, 2 and all CPUs; the setting is not saved."""
+    x, y, x_test, y_test = small
+    runs = []
+    for n_threads in (1, 2, None):
+        net = grokreg.Network(hidden=24, seed=5, dropout=0.3, bias=True, n_threads=n_threads)
+        history = net.fit(x, y, epochs=3, alpha=0.1, batch_size=32, shuffle=True,
+                          test_data=(x_test, y_test))
+        runs.append((net, history))
+    (first, history), *others = runs
+    assert others[-1][0].n_threads >= 1
+    for net, other in others:
+        assert other.history == history.history
+        assert np.array_equal(net.weights_0_1, first.weights_0_1)
+        assert np.array_equal(net.decision_function(x_test), first.decision_function(x_test))
+        assert np.array_equal(net.predict(x_test), first.predict(x_test))
+
+
+def test_n_threads_is_a_run_time_setting(small, tmp_path):
+    net = grokreg.Network(hidden=8, seed=1, n_threads=2)
+    net.n_threads = 1
+    assert net.n_threads == 1
+    with pytest.raises(ValueError, match="n_threads"):
+        net.n_threads = -2
+    path = net.save(tmp_path / "net.npz")
+    assert grokreg.Network.load(path).n_threads == 1
+    assert grokreg.Network.load(path, n_threads=3).n_threads == 3
+
+
 X = np.zeros((4, 784), dtype=np.uint8)
 Y = np.array([0, 1, 2, 3])
 
@@ -198,6 +227,8 @@ Y = np.array([0, 1, 2, 3])
     (dict(book=True, seed=np.random.default_rng()), TypeError, "seed"),
     (dict(seed="abc"), TypeError, "seed"),
     (dict(n_inputs=0), ValueError, "n_inputs"),
+    (dict(n_threads=0), ValueError, "n_threads must be >= 1"),
+    (dict(n_threads="2"), TypeError, "n_threads must be an int"),
 ])
 def test_constructor_refuses(options, error, message):
     with pytest.raises(error, match=message):

@@ -88,6 +88,7 @@ network_options = st.fixed_dictionaries({
     "bias": st.sampled_from([False, True, 1]),
     "n_inputs": st.just(N_INPUTS),
     "n_outputs": st.just(N_OUTPUTS),
+    "n_threads": st.sampled_from([1, 1, 2, 3, 0, None, 1.5]),
 })
 
 fit_options = st.fixed_dictionaries({
