@@ -156,15 +156,14 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
             h[j] = z if z > 0 else 0
             g = 1 if z > 0 else 0
         if mask != NULL:
-            if book:
-                h[j] = h[j] * mask[j]
-            elif mask[j] != 0:
-                h[j] = h[j] * mask[j]
-                g = g * mask[j]
-            else:
-                h[j] = 0
             if mask[j] == 0:
+                # the book multiplies by its mask (inf * 0 is NaN, as in NumPy); others drop
+                h[j] = h[j] * 0 if book else 0
                 g = 0
+            else:
+                h[j] = h[j] * mask[j]
+                if not book:
+                    g = g * mask[j]
         if book:  # relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
             g = g if h[j] >= 0 else 0
         gate[j] = g
