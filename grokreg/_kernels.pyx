@@ -29,7 +29,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport exp, isfinite, log
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from numpy.random cimport bitgen_t
 
 cdef extern from *:
@@ -658,6 +658,39 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False):
             for k in range(n_inputs):
                 if x[i, k] != 0 or keep_zeros:
                     data[count] = x[i, k]
+                    indices[count] = k
+                    count += 1
+    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+
+
+def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
+                  bint keep_zeros=False):
+    """sparse_rows of the images values[x], without their dense floating-point copy.
+
+    x holds uint8 pixels; values (256 entries) is what each pixel value stands for, e.g.
+    np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
+    the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, count = 0
+    if values.shape[0] != 256:
+        raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
+    if n_inputs > 2**31 - 1:
+        raise ValueError("x has too many columns for 32-bit indices")
+    cdef int64_t[::1] indptr = np.empty(n + 1, dtype=np.int64)
+    with nogil:
+        indptr[0] = 0
+        for i in range(n):
+            for k in range(n_inputs):
+                count += values[x[i, k]] != 0 or keep_zeros
+            indptr[i + 1] = count
+    cdef floating[::1] data = np.empty(count, dtype=np.float32 if floating is float else np.float64)
+    cdef int32_t[::1] indices = np.empty(count, dtype=np.int32)
+    with nogil:
+        count = 0
+        for i in range(n):
+            for k in range(n_inputs):
+                if values[x[i, k]] != 0 or keep_zeros:
+                    data[count] = values[x[i, k]]
                     indices[count] = k
                     count += 1
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)

@@ -56,10 +56,12 @@ def _as_array(value, name):
 
 
 def as_inputs(x, n_inputs, dtype, name="x"):
-    """Images as a C-contiguous (N, n_inputs) array of dtype.
+    """Images as a C-contiguous (N, n_inputs) array: of dtype, or uint8 pixels kept as such.
 
-    uint8 images (pixels 0-255) are scaled by 1/255 as the book does; floating-point images are
-    used as given. (N, H, W) images are flattened.
+    uint8 images (pixels 0-255) stand for pixel / 255, as in the book; they stay uint8 here and
+    are scaled when their sparse rows are built (``network.sparse_rows``), which saves a dense
+    floating-point copy of the data set. Floating-point images are used as given, converted to
+    dtype. (N, H, W) images are flattened.
     """
     array = _as_array(x, name)
     if array.dtype.kind in "bi" or (array.dtype.kind == "u" and array.dtype != np.uint8):
@@ -76,9 +78,7 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     if array.shape[1] != n_inputs:
         raise ValueError(f"{name} has {array.shape[1]} features per example, the network {n_inputs}")
     if array.dtype == np.uint8:
-        # in the target precision directly: float64 is the book's x / 255, and float32 skips a
-        # float64 copy of the whole data set
-        return np.ascontiguousarray(np.divide(array, 255, dtype=dtype))
+        return np.ascontiguousarray(array)
     with np.errstate(over="ignore"):  # reported below, naming the argument
         converted = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(converted).all():

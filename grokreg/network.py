@@ -66,6 +66,19 @@ def usable_cpus():
         return os.cpu_count() or 1
 
 
+# What each uint8 pixel value stands for: pixel / 255 computed as NumPy does in the target
+# precision (float64: the book's x / 255; float32: no float64 detour).
+PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtype=t)
+                for t in (np.float32, np.float64)}
+
+
+def sparse_rows(x, dtype, keep_zeros=False):
+    """The kernels' sparse rows of inputs from as_inputs: uint8 pixels are scaled on the way."""
+    if x.dtype == np.uint8:
+        return _kernels.sparse_pixels(x, PIXEL_VALUES[dtype], keep_zeros)
+    return _kernels.sparse_rows(x, keep_zeros)
+
+
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
           "softmax_cross_entropy": _kernels.Loss.SOFTMAX_CROSS_ENTROPY}
 
@@ -310,8 +323,8 @@ class Network:
 
         def as_rows(keep_zeros):
             """Every data set as the kernels read it: sparse rows, built once per fit."""
-            return (_kernels.sparse_rows(x, keep_zeros),
-                    {prefix: (_kernels.sparse_rows(inputs, keep_zeros), labels)
+            return (sparse_rows(x, self.dtype, keep_zeros),
+                    {prefix: (sparse_rows(inputs, self.dtype, keep_zeros), labels)
                      for prefix, (inputs, labels) in datasets.items()})
 
         train, evaluations = as_rows(False)
@@ -417,7 +430,7 @@ class Network:
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
         y = as_labels(y, len(x), self.n_outputs)
-        return self._evaluate(_kernels.sparse_rows(x), y)
+        return self._evaluate(sparse_rows(x, self.dtype), y)
 
     def score(self, x, y):
         """Accuracy on (x, y)."""
@@ -427,7 +440,7 @@ class Network:
         """Predicted class of each example: an int64 array of shape (N,)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
-        _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
+        _kernels.evaluate(*sparse_rows(x, self.dtype), None, *self._parameters, LOSSES[self.loss],
                           predictions, n_threads=self._n_threads)
         return predictions
 
@@ -435,7 +448,7 @@ class Network:
         """The output layer for each example (no dropout; logits for cross-entropy)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
-        _kernels.evaluate(*_kernels.sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
+        _kernels.evaluate(*sparse_rows(x, self.dtype), None, *self._parameters, LOSSES[self.loss],
                           None, outputs, n_threads=self._n_threads)
         return outputs
 

@@ -50,6 +50,22 @@ def test_sparse_rows(sparse_data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keep_zeros", [False, True])
+def test_sparse_pixels_are_the_sparse_rows_of_the_scaled_images(dtype, keep_zeros):
+    """uint8 pixels through a 256-entry table give the rows of the dense scaled images, bit for bit."""
+    pixels = np.random.default_rng(5).integers(0, 256, size=(30, 20)).astype(np.uint8)
+    pixels[pixels < 200] = 0  # MNIST-like sparsity
+    table = np.divide(np.arange(256, dtype=np.uint8), 255, dtype=dtype)
+    found = _kernels.sparse_pixels(pixels, table, keep_zeros)
+    expected = _kernels.sparse_rows(np.divide(pixels, 255, dtype=dtype), keep_zeros)
+    assert found[0].dtype == dtype
+    for a, b in zip(found, expected):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="256 entries"):
+        _kernels.sparse_pixels(pixels, table[:255])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_matches_numpy(sparse_data, dtype):
     x, _ = sparse_data
     w01, w12 = random_weights(30, 7, 4, dtype=dtype)

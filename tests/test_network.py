@@ -74,6 +74,20 @@ def test_equivalent_inputs_give_identical_results(small):
         assert np.array_equal(result, results[0])
 
 
+def test_uint8_images_train_float32_as_their_scaled_images(small):
+    """uint8 pixels (scaled while their sparse rows are built) = np.divide(x, 255, dtype=float32)."""
+    x, y, x_test, y_test = small
+    nets = []
+    for inputs, tests in ((x, x_test), (np.divide(x, 255, dtype=np.float32),
+                                        np.divide(x_test, 255, dtype=np.float32))):
+        net = grokreg.Network(hidden=12, seed=7, dtype="float32", dropout=0.5)
+        history = net.fit(inputs, y, epochs=2, alpha=0.05, batch_size=10, test_data=(tests, y_test))
+        nets.append((net, history.history, net.decision_function(tests)))
+    (first, history, outputs), (second, other_history, other_outputs) = nets
+    assert np.array_equal(first.weights_0_1, second.weights_0_1)
+    assert history == other_history and np.array_equal(outputs, other_outputs)
+
+
 def test_memory_mapped_inputs(small, tmp_path):
     x, y, _, _ = small
     mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=x.shape)
