@@ -4,6 +4,10 @@ The kernels share mini-batches and evaluations out among threads with OpenMP whe
 compiler supports it (GCC, MSVC, and clang with libomp); elsewhere (Apple's clang as shipped)
 they are built without it and run those loops in the calling thread.
 
+Where GCC or clang targets x86-64, the kernels are built twice: grokreg._kernels for any
+x86-64 CPU (SSE2) and grokreg._kernels_avx2 with -mavx2, which grokreg._dispatch loads on CPUs
+that have AVX2. Neither uses fused multiply-add, so both compute the same bits.
+
 Environment switches for local builds (never set for wheels):
   GROKREG_NATIVE=1  compile for this CPU (-march=native); such a build may crash elsewhere.
   GROKREG_DEBUG=1   bounds checks on in the kernels, to chase a memory error.
@@ -32,9 +36,35 @@ int main(void) {
 }
 """
 
+# compiles only for an x86 target with -mavx2, and links only where the compiler has the
+# run-time CPU check the AVX2 build relies on
+AVX2_TEST = """
+#include <immintrin.h>
+int main(void) {
+    __m256d sum = _mm256_add_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(2.0));
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? (int) _mm256_cvtsd_f64(sum) - 3 : 0;
+}
+"""
+
 
 class BuildExt(build_ext):
     """Adds compiler flags by compiler family, known only once the compiler is chosen."""
+
+    def builds(self, program, compile_flags, link_flags):
+        """Whether this compiler compiles and links program (C source) with these flags."""
+        with tempfile.TemporaryDirectory() as directory:
+            source = os.path.join(directory, "probe.c")
+            with open(source, "w") as handle:
+                handle.write(program)
+            try:
+                objects = self.compiler.compile([source], output_dir=directory,
+                                                extra_postargs=compile_flags)
+                self.compiler.link_executable(objects, os.path.join(directory, "probe"),
+                                              extra_postargs=link_flags)
+            except Exception:  # CompileError, LinkError: any failure means no
+                return False
+        return True
 
     def openmp_flags(self):
         """(compile, link) flags for OpenMP, or None when this compiler cannot build with it."""
@@ -42,18 +72,7 @@ class BuildExt(build_ext):
             return None
         flags = (["/openmp"], []) if self.compiler.compiler_type == "msvc" else (
             ["-fopenmp"], ["-fopenmp"])
-        with tempfile.TemporaryDirectory() as directory:
-            source = os.path.join(directory, "openmp_test.c")
-            with open(source, "w") as handle:
-                handle.write(OPENMP_TEST)
-            try:
-                objects = self.compiler.compile([source], output_dir=directory,
-                                                extra_postargs=flags[0])
-                self.compiler.link_executable(objects, os.path.join(directory, "openmp_test"),
-                                              extra_postargs=flags[1])
-            except Exception:  # CompileError, LinkError: any failure means no OpenMP here
-                return None
-        return flags
+        return flags if self.builds(OPENMP_TEST, *flags) else None
 
     def build_extensions(self):
         if self.compiler.compiler_type == "msvc":
@@ -64,11 +83,16 @@ class BuildExt(build_ext):
             args = ["-O3", "-ffp-contract=off"]
             if _flag("GROKREG_NATIVE"):
                 args.append("-march=native")
+        avx2 = self.compiler.compiler_type != "msvc" and self.builds(AVX2_TEST, ["-mavx2"], [])
+        if not avx2:
+            self.extensions = [ext for ext in self.extensions if ext.name != AVX2_MODULE]
         openmp = self.openmp_flags()
-        print(f"grokreg: building {'with' if openmp else 'without'} OpenMP")
+        print(f"grokreg: building {'with' if openmp else 'without'} OpenMP, "
+              f"{'with' if avx2 else 'without'} an AVX2 build")
         compile_openmp, link_openmp = openmp or ([], [])
         for ext in self.extensions:
-            ext.extra_compile_args = args + compile_openmp + list(ext.extra_compile_args)
+            isa = ["-mavx2"] if ext.name == AVX2_MODULE else []
+            ext.extra_compile_args = args + isa + compile_openmp + list(ext.extra_compile_args)
             ext.extra_link_args = link_openmp + list(ext.extra_link_args)
         super().build_extensions()
 
@@ -82,10 +106,12 @@ directives = {
     "embedsignature": True,
 }
 
+AVX2_MODULE = "grokreg._kernels_avx2"
+
 extensions = [
     Extension(
-        "grokreg._kernels",
-        ["grokreg/_kernels.pyx"],
+        name,
+        [name.replace(".", "/") + ".pyx"],
         include_dirs=[np.get_include()],
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION"),
@@ -93,6 +119,7 @@ extensions = [
             ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
         ],
     )
+    for name in ("grokreg._kernels", AVX2_MODULE)
 ]
 
 setup(

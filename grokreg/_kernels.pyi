@@ -7,6 +7,9 @@ from numpy.typing import NDArray
 _Float = NDArray[np.float32] | NDArray[np.float64]
 
 OPENMP: bool
+AVX2: bool
+
+def cpu_has_avx2() -> bool: ...
 
 class Loss(enum.IntEnum):
     SQUARED_ERROR = 0

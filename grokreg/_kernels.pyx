@@ -45,6 +45,35 @@ cdef extern from *:
 # Without OpenMP (a compiler that lacks it) the prange loops below run in the calling thread.
 OPENMP = bool(GROKREG_OPENMP)
 
+cdef extern from *:
+    """
+    static int grokreg_cpu_has_avx2(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        /* also false where the operating system does not save the AVX registers */
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0;
+    #else
+        return 0;
+    #endif
+    }
+    #ifdef __AVX2__
+    #define GROKREG_BUILT_FOR_AVX2 1
+    #else
+    #define GROKREG_BUILT_FOR_AVX2 0
+    #endif
+    """
+    int grokreg_cpu_has_avx2() noexcept nogil
+    const int GROKREG_BUILT_FOR_AVX2
+
+# Which instructions this build was compiled for, and whether this CPU runs the AVX2 build
+# (grokreg._dispatch chooses with these).
+AVX2 = bool(GROKREG_BUILT_FOR_AVX2)
+
+
+def cpu_has_avx2():
+    """True where this CPU (and operating system) can run the AVX2 build of the kernels."""
+    return bool(grokreg_cpu_has_avx2())
+
 
 cpdef enum Loss:
     SQUARED_ERROR = 0
@@ -72,50 +101,120 @@ cdef struct Rules:
 
 # Hidden units are processed in blocks of columns held in a local array, which the compiler keeps
 # in vector registers across the loop over inputs (a loop over z in memory would reload and store
-# z for every input). Blocks have fixed widths (16, then 8, 4, 2, 1 for what is left), so that
-# each inlined call is specialised to its width. Each z[j] is still summed in input order.
+# z for every input). A block is up to WIDEST vector registers wide, so that few passes over an
+# example's inputs read each weights row (40 float64 or 96 float32 units in one pass with AVX2,
+# 24 and 48 with SSE2): every pass waits on the cache for the rows again. Widths are literal
+# constants at each call (whole vectors, then 4, 2, 1 for what is left), so that each inlined
+# call is specialised to its width. Each z[j] is still summed in input order. The first-layer
+# update (add_outer_rows) is blocked the same way.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define GROKREG_PREFETCH(address) __builtin_prefetch(address)
+    #elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    #include <xmmintrin.h>
+    #define GROKREG_PREFETCH(address) _mm_prefetch((const char *) (address), _MM_HINT_T0)
+    #else
+    #define GROKREG_PREFETCH(address) ((void) (address))
+    #endif
+    #if defined(__AVX__)
+    #define GROKREG_VECTOR_BYTES 32
+    #else
+    #define GROKREG_VECTOR_BYTES 16
+    #endif
+    """
+    # the weights rows of inputs a few steps ahead are fetched early: the hardware prefetcher
+    # cannot guess them, and a row read from L2 otherwise stalls the accumulation chains
+    void prefetch "GROKREG_PREFETCH"(const void *address) noexcept nogil
+    const Py_ssize_t VECTOR_BYTES "GROKREG_VECTOR_BYTES"
+
 cdef enum:
-    BLOCK = 16
+    WIDEST = 12        # vector registers of accumulators (16 exist on x86-64 and more on arm64)
+    BLOCK = 96         # WIDEST 32-byte vectors of float32: room for any block
+    AHEAD = 8          # prefetch distance, in inputs
+    CACHE_LINE = 64
+
+
+cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t line
+    for line in range((width * <Py_ssize_t> sizeof(floating) + CACHE_LINE - 1) // CACHE_LINE):
+        prefetch(<const char *> row + line * CACHE_LINE)
 
 
 cdef inline void hidden_block(const floating *values, const int32_t *columns, Py_ssize_t count,
-                              const floating *weights_0_1, const floating *bias_1,
-                              Py_ssize_t n_hidden, Py_ssize_t start, Py_ssize_t width,
-                              floating *z) noexcept nogil:
+                              const floating *weights, Py_ssize_t n_cols, Py_ssize_t width,
+                              floating *acc) noexcept nogil:
+    """acc[:width] += x . weights[:, :width] (weights offset to the block's first column)."""
     cdef Py_ssize_t t, j
     cdef floating xk
     cdef const floating *row
-    cdef floating acc[BLOCK]
-    for j in range(width):
-        acc[j] = bias_1[start + j]
     for t in range(count):
+        prefetch_row(weights + columns[min(t + AHEAD, count - 1)] * n_cols, width)
         xk = values[t]
-        row = weights_0_1 + columns[t] * n_hidden + start
+        row = weights + columns[t] * n_cols
         for j in range(width):
             acc[j] += xk * row[j]
-    for j in range(width):
-        z[start + j] = acc[j]
 
 
-cdef inline void hidden_layer(const floating *values, const int32_t *columns, Py_ssize_t count,
-                              const floating *weights_0_1, const floating *bias_1,
-                              Py_ssize_t n_hidden, floating *z) noexcept nogil:
+cdef inline Py_ssize_t hidden_blocks(const floating *values, const int32_t *columns,
+                                     Py_ssize_t count, const floating *weights,
+                                     Py_ssize_t n_cols, Py_ssize_t remaining,
+                                     floating *acc) noexcept nogil:
+    """hidden_block for the widest block that fits in the remaining columns; its width."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    if vectors == 12:
+        hidden_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
+    elif vectors == 11:
+        hidden_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
+    elif vectors == 10:
+        hidden_block(values, columns, count, weights, n_cols, 10 * lanes, acc)
+    elif vectors == 9:
+        hidden_block(values, columns, count, weights, n_cols, 9 * lanes, acc)
+    elif vectors == 8:
+        hidden_block(values, columns, count, weights, n_cols, 8 * lanes, acc)
+    elif vectors == 7:
+        hidden_block(values, columns, count, weights, n_cols, 7 * lanes, acc)
+    elif vectors == 6:
+        hidden_block(values, columns, count, weights, n_cols, 6 * lanes, acc)
+    elif vectors == 5:
+        hidden_block(values, columns, count, weights, n_cols, 5 * lanes, acc)
+    elif vectors == 4:
+        hidden_block(values, columns, count, weights, n_cols, 4 * lanes, acc)
+    elif vectors == 3:
+        hidden_block(values, columns, count, weights, n_cols, 3 * lanes, acc)
+    elif vectors == 2:
+        hidden_block(values, columns, count, weights, n_cols, 2 * lanes, acc)
+    elif vectors == 1:
+        hidden_block(values, columns, count, weights, n_cols, lanes, acc)
+    elif remaining >= 4:
+        hidden_block(values, columns, count, weights, n_cols, 4, acc)
+        return 4
+    elif remaining >= 2:
+        hidden_block(values, columns, count, weights, n_cols, 2, acc)
+        return 2
+    else:
+        hidden_block(values, columns, count, weights, n_cols, 1, acc)
+        return 1
+    return vectors * lanes
+
+
+cdef void hidden_layer(const floating *values, const int32_t *columns, Py_ssize_t count,
+                       const floating *weights_0_1, const floating *bias_1,
+                       Py_ssize_t n_hidden, floating *z) noexcept nogil:
     """z = bias_1 + x . weights_0_1, from x's non-zero values and their columns."""
-    cdef Py_ssize_t start = 0
-    while n_hidden - start >= 16:
-        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 16, z)
-        start += 16
-    if n_hidden - start >= 8:
-        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 8, z)
-        start += 8
-    if n_hidden - start >= 4:
-        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 4, z)
-        start += 4
-    if n_hidden - start >= 2:
-        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 2, z)
-        start += 2
-    if n_hidden - start >= 1:
-        hidden_block(values, columns, count, weights_0_1, bias_1, n_hidden, start, 1, z)
+    # the accumulators live here: in each inlined block's frame they would stop the compiler
+    # inlining so many blocks; it still keeps them in registers
+    cdef floating acc[BLOCK]
+    cdef Py_ssize_t start = 0, width, j
+    while start < n_hidden:
+        for j in range(min(n_hidden - start, <Py_ssize_t> BLOCK)):
+            acc[j] = bias_1[start + j]
+        width = hidden_blocks(values, columns, count, weights_0_1 + start, n_hidden,
+                              n_hidden - start, acc)
+        for j in range(width):
+            z[start + j] = acc[j]
+        start += width
 
 
 cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
@@ -280,45 +379,78 @@ cdef inline void add_outer(floating *weights, Py_ssize_t n_cols, floating alpha,
 
 cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating alpha,
                                 const floating *values, const int32_t *rows, Py_ssize_t count,
-                                const floating *v, Py_ssize_t start,
-                                Py_ssize_t width) noexcept nogil:
+                                Py_ssize_t width, const floating *v) noexcept nogil:
+    """weights[rows[t], :width] += alpha * (values[t] * v[:width]) (weights offset as above)."""
     cdef Py_ssize_t t, c
     cdef floating xr
     cdef floating *row
-    cdef floating block[BLOCK]
-    cdef floating step[BLOCK]
-    for c in range(width):
-        block[c] = v[start + c]
     for t in range(count):
+        prefetch_row(weights + rows[min(t + AHEAD, count - 1)] * n_cols, width)
         xr = values[t]
-        row = weights + rows[t] * n_cols + start
-        # products first, in a local array, then one add into the row: two loops the
-        # compiler vectorises (a single fused loop came out scalar)
+        row = weights + rows[t] * n_cols
         for c in range(width):
-            step[c] = alpha * (xr * block[c])
-        for c in range(width):
-            row[c] += step[c]
+            row[c] = row[c] + alpha * (xr * v[c])
 
 
-cdef inline void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
-                                const floating *values, const int32_t *rows, Py_ssize_t count,
-                                const floating *v) noexcept nogil:
-    """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update."""
-    cdef Py_ssize_t start = 0
-    while n_cols - start >= 16:
-        add_rows_block(weights, n_cols, alpha, values, rows, count, v, start, 16)
-        start += 16
-    if n_cols - start >= 8:
-        add_rows_block(weights, n_cols, alpha, values, rows, count, v, start, 8)
-        start += 8
-    if n_cols - start >= 4:
-        add_rows_block(weights, n_cols, alpha, values, rows, count, v, start, 4)
-        start += 4
-    if n_cols - start >= 2:
-        add_rows_block(weights, n_cols, alpha, values, rows, count, v, start, 2)
-        start += 2
-    if n_cols - start >= 1:
-        add_rows_block(weights, n_cols, alpha, values, rows, count, v, start, 1)
+cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, floating alpha,
+                                       const floating *values, const int32_t *rows,
+                                       Py_ssize_t count, Py_ssize_t remaining,
+                                       const floating *v) noexcept nogil:
+    """add_rows_block for the widest block that fits in the remaining columns; its width."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    if vectors == 12:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 12 * lanes, v)
+    elif vectors == 11:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 11 * lanes, v)
+    elif vectors == 10:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 10 * lanes, v)
+    elif vectors == 9:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 9 * lanes, v)
+    elif vectors == 8:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 8 * lanes, v)
+    elif vectors == 7:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 7 * lanes, v)
+    elif vectors == 6:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 6 * lanes, v)
+    elif vectors == 5:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 5 * lanes, v)
+    elif vectors == 4:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 4 * lanes, v)
+    elif vectors == 3:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 3 * lanes, v)
+    elif vectors == 2:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 2 * lanes, v)
+    elif vectors == 1:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, lanes, v)
+    elif remaining >= 4:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 4, v)
+        return 4
+    elif remaining >= 2:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 2, v)
+        return 2
+    else:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 1, v)
+        return 1
+    return vectors * lanes
+
+
+cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
+                         const floating *values, const int32_t *rows, Py_ssize_t count,
+                         const floating *v) noexcept nogil:
+    """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update.
+
+    Blocks as in hidden_layer, with v's block in registers. Each block of v is copied into a
+    local array first: the compiler then knows that the rows cannot overlap it (with v read in
+    place, the update came out scalar).
+    """
+    cdef floating block[BLOCK]
+    cdef Py_ssize_t start = 0, c
+    while start < n_cols:
+        for c in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
+            block[c] = v[start + c]
+        start += add_rows_blocks(weights + start, n_cols, alpha, values, rows, count,
+                                 n_cols - start, block)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 try:
-    from . import _kernels
+    from ._dispatch import kernels as _kernels
 except ImportError as exc:  # typically: the source tree, not the installed package, was imported
     raise ImportError(
         f"grokreg's compiled kernels are missing from {os.path.dirname(__file__)}: this is "
