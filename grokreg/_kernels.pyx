@@ -759,10 +759,17 @@ cdef check_rows(const int32_t[::1] indices, const int64_t[::1] indptr, Py_ssize_
     for i in range(n):
         if indptr[i + 1] < indptr[i]:
             raise ValueError("indptr must be non-decreasing")
-    for t in range(indices.shape[0]):
-        if indices[t] < 0 or indices[t] >= n_inputs:
-            raise ValueError(f"indices[{t}] = {indices[t]} is outside 0..{n_inputs - 1} "
-                             f"(the network's inputs)")
+    cdef bint outside = False
+    with nogil:
+        # an "any" over the whole array, with no early exit, so that the loop vectorises (it is
+        # run on every call: a full data set's rows for every epoch and every evaluation)
+        for t in range(indices.shape[0]):
+            outside = outside | (indices[t] < 0) | (indices[t] >= n_inputs)
+    if outside:
+        for t in range(indices.shape[0]):
+            if indices[t] < 0 or indices[t] >= n_inputs:
+                raise ValueError(f"indices[{t}] = {indices[t]} is outside 0..{n_inputs - 1} "
+                                 f"(the network's inputs)")
 
 
 def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False):
