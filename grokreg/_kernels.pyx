@@ -102,8 +102,8 @@ cdef struct Rules:
 # Hidden units are processed in blocks of columns held in a local array, which the compiler keeps
 # in vector registers across the loop over inputs (a loop over z in memory would reload and store
 # z for every input). A block is up to WIDEST vector registers wide, so that few passes over an
-# example's inputs read each weights row (40 float64 or 96 float32 units in one pass with AVX2,
-# 24 and 48 with SSE2): every pass waits on the cache for the rows again. Widths are literal
+# example's inputs read each weights row (up to 56 float64 or 112 float32 units per pass with
+# AVX2, 28 and 56 with SSE2): every pass waits on the cache for the rows again. Widths are literal
 # constants at each call (whole vectors, then 4, 2, 1 for what is left), so that each inlined
 # call is specialised to its width. Each z[j] is still summed in input order. The first-layer
 # update (add_outer_rows) is blocked the same way.
@@ -129,8 +129,8 @@ cdef extern from *:
     const Py_ssize_t VECTOR_BYTES "GROKREG_VECTOR_BYTES"
 
 cdef enum:
-    WIDEST = 12        # vector registers of accumulators (16 exist on x86-64 and more on arm64)
-    BLOCK = 96         # WIDEST 32-byte vectors of float32: room for any block
+    WIDEST = 14        # vector registers of accumulators (16 exist on x86-64 and more on arm64)
+    BLOCK = 112        # WIDEST 32-byte vectors of float32: room for any block
     AHEAD = 8          # prefetch distance, in inputs
     CACHE_LINE = 64
 
@@ -163,7 +163,11 @@ cdef inline Py_ssize_t hidden_blocks(const floating *values, const int32_t *colu
     """hidden_block for the widest block that fits in the remaining columns; its width."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
-    if vectors == 12:
+    if vectors == 14:
+        hidden_block(values, columns, count, weights, n_cols, 14 * lanes, acc)
+    elif vectors == 13:
+        hidden_block(values, columns, count, weights, n_cols, 13 * lanes, acc)
+    elif vectors == 12:
         hidden_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
     elif vectors == 11:
         hidden_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
@@ -399,7 +403,11 @@ cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, flo
     """add_rows_block for the widest block that fits in the remaining columns; its width."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
-    if vectors == 12:
+    if vectors == 14:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 14 * lanes, v)
+    elif vectors == 13:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 13 * lanes, v)
+    elif vectors == 12:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 12 * lanes, v)
     elif vectors == 11:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 11 * lanes, v)
