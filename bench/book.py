@@ -4,7 +4,9 @@
 For each experiment, runs `grokreg reproduce EXPERIMENT --book` and
 `chapter8_numpy.py EXPERIMENT` (shared/reference/) with the same arguments, one thread each
 (OMP/OpenBLAS/MKL threads set to 1), checks that they print the same table, and reports wall
-times and speed-ups as a Markdown table (stdout) and JSON (--json).
+times and speed-ups as a Markdown table (stdout) and JSON (--json). grokreg runs once per
+build of its kernels (--kernels; GROKREG_KERNELS): the one chosen for this CPU, and the
+portable one a CPU without AVX2 gets.
 
     python bench/book.py                      # the full tables: minutes, the reference is slow
     python bench/book.py --epochs 20          # shorter runs, same comparison
@@ -28,12 +30,19 @@ def shared_dir():
     return Path(configured) if configured else HERE.parent.parent / "shared"
 
 
-def timed(command):
-    """(seconds, stdout) of one run of command, with one thread."""
+def timed(command, kernels="auto"):
+    """(seconds, stdout) of one run of command, with one thread and that build of the kernels."""
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True,
-                            env={**os.environ, **ONE_THREAD})
+                            env={**os.environ, **ONE_THREAD, "GROKREG_KERNELS": kernels})
     return time.perf_counter() - started, result.stdout
+
+
+def build_in_use():
+    """The build of grokreg's kernels chosen for this CPU ("avx2" or "baseline")."""
+    from grokreg import _dispatch
+
+    return _dispatch.BUILD
 
 
 def main(argv=None):
@@ -45,30 +54,44 @@ def main(argv=None):
                         default=shared_dir() / "reference" / "chapter8_numpy.py")
     parser.add_argument("--data-dir", type=Path, default=shared_dir() / "data" / "mnist",
                         help="the MNIST files the reference reads")
+    parser.add_argument("--kernels", nargs="+", choices=("auto", "baseline"),
+                        default=("auto", "baseline"),
+                        help="builds of grokreg's kernels to time (auto: the one for this CPU)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    builds = {}  # build -> GROKREG_KERNELS value that selects it; each build once
+    for kernels in args.kernels:
+        builds.setdefault(build_in_use() if kernels == "auto" else kernels, kernels)
     if not args.reference.is_file():
         sys.exit(f"the book's reference program is not at {args.reference} (set GROKREG_SHARED)")
 
     extra = ["--epochs", str(args.epochs)] if args.epochs else []
     rows = []
     for experiment in args.experiments:
-        ours = [timed([sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
-                       "--no-progress", *extra]) for _ in range(args.repeat)]
+        command = [sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
+                   "--no-progress", *extra]
+        # the builds' runs alternate, so that a slow phase of a shared machine hits both
+        ours = {build: [] for build in builds}
+        for _ in range(args.repeat):
+            for build, kernels in builds.items():
+                ours[build].append(timed(command, kernels))
         theirs = timed([sys.executable, str(args.reference), experiment, "--data-dir",
                         str(args.data_dir), *extra])
-        best = min(seconds for seconds, _ in ours)
-        identical = all(out == theirs[1] for _, out in ours)
-        rows.append(dict(experiment=experiment, epochs=args.epochs or "book's",
-                         numpy_seconds=round(theirs[0], 3), grokreg_seconds=round(best, 3),
-                         speedup=round(theirs[0] / best, 1), identical_output=identical))
-        print(f"{experiment}: numpy {theirs[0]:.2f} s, grokreg {best:.2f} s", file=sys.stderr)
+        for build, runs in ours.items():
+            best = min(seconds for seconds, _ in runs)
+            identical = all(out == theirs[1] for _, out in runs)
+            rows.append(dict(experiment=experiment, epochs=args.epochs or "book's", build=build,
+                             numpy_seconds=round(theirs[0], 3), grokreg_seconds=round(best, 3),
+                             speedup=round(theirs[0] / best, 1), identical_output=identical))
+            print(f"{experiment}: numpy {theirs[0]:.2f} s, grokreg ({build}) {best:.2f} s",
+                  file=sys.stderr)
 
-    print("| experiment | epochs | NumPy reference | grokreg --book | speed-up | same table |")
-    print("|---|---|---|---|---|---|")
+    print("| experiment | epochs | NumPy reference | grokreg --book | kernels | speed-up "
+          "| same table |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['experiment']} | {row['epochs']} | {row['numpy_seconds']:.2f} s | "
-              f"{row['grokreg_seconds']:.2f} s | {row['speedup']}x | "
+              f"{row['grokreg_seconds']:.2f} s | {row['build']} | {row['speedup']}x | "
               f"{'yes' if row['identical_output'] else 'NO'} |")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
               f"Python {platform.python_version()}"

@@ -142,10 +142,11 @@ def worker(args):
     print(json.dumps(result))
 
 
-def openmp_built():
-    from grokreg import _kernels
+def kernels_built():
+    """(OpenMP on, the build of the kernels in use) of the installed grokreg."""
+    from grokreg import _dispatch
 
-    return _kernels.OPENMP
+    return _dispatch.kernels.OPENMP, _dispatch.BUILD
 
 
 def installed(module):
@@ -205,8 +206,10 @@ def main(argv=None):
         ratio = r["us_per_step"] / single["us_per_step"] if single else float("nan")
         print(f"| {r['peer']} | {r['us_per_step']:.1f} | {ratio:.1f}x |")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\n{machine}. grokreg's threads: Network(n_threads=...), OpenMP "
-          f"{'on' if openmp_built() else 'off (built without it)'}. scikit-learn minimises "
+    openmp, build = kernels_built()
+    print(f"\n{machine}. grokreg's kernels: the {build} build; its threads: "
+          f"Network(n_threads=...), OpenMP {'on' if openmp else 'off (built without it)'}. "
+          f"scikit-learn minimises "
           f"cross-entropy without dropout.")
     for note in notes:
         print(f"- {note}")

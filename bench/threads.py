@@ -100,10 +100,11 @@ def main(argv=None):
     for r in inner:
         print(f"| {r['n_threads']} | {r['seconds_per_epoch']:.3f} | {r['speedup']:.2f}x | "
               f"{'yes' if r['identical'] else 'NO'} |")
-    from grokreg import _kernels
+    from grokreg import _dispatch
 
     print(f"\nMini-batches of 100 on {len(x):,} images, {args.batch_epochs} epochs, best of "
-          f"{args.repeat}; OpenMP {'on' if _kernels.OPENMP else 'off (built without it)'}.")
+          f"{args.repeat}; the {_dispatch.BUILD} build of the kernels, OpenMP "
+          f"{'on' if _dispatch.kernels.OPENMP else 'off (built without it)'}.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(machine=machine, epochs=args.epochs, rows=rows, n_threads=inner), f,
