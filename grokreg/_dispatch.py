@@ -20,17 +20,20 @@ def _choose(choice):
         raise RuntimeError(f"GROKREG_KERNELS={choice!r}: choose one of {', '.join(CHOICES)}")
     if choice == "baseline":
         return _baseline, "baseline"
+    # asked before the import: any code of the AVX2 build, its module set-up included, may
+    # use AVX2 instructions, which stop the process on a CPU without them
+    if not _baseline.cpu_has_avx2():
+        if choice == "avx2":
+            raise RuntimeError("GROKREG_KERNELS=avx2, but this CPU has no AVX2")
+        return _baseline, "baseline"
     try:
         from . import _kernels_avx2
-    except ImportError:  # not built for this platform (not x86-64, or MSVC)
-        _kernels_avx2 = None
-    if _kernels_avx2 is not None and _baseline.cpu_has_avx2():
-        return _kernels_avx2, "avx2"
-    if choice == "avx2":
-        raise RuntimeError("GROKREG_KERNELS=avx2, but "
-                          + ("this CPU has no AVX2" if _kernels_avx2 is not None
-                             else "this grokreg was built without the AVX2 kernels"))
-    return _baseline, "baseline"
+    except ImportError:  # not built for this platform (MSVC, or not x86-64)
+        if choice == "avx2":
+            raise RuntimeError("GROKREG_KERNELS=avx2, but this grokreg was built without the "
+                               "AVX2 kernels") from None
+        return _baseline, "baseline"
+    return _kernels_avx2, "avx2"
 
 
 #: the kernels module in use, and which build it is ("baseline" or "avx2")

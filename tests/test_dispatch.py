@@ -2,18 +2,21 @@
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
 from grokreg import _dispatch, _kernels
 
-try:
-    from grokreg import _kernels_avx2
-except ImportError:  # built for a CPU family without the variant (not x86-64, or MSVC)
-    _kernels_avx2 = None
+_kernels_avx2 = None
+if _kernels.cpu_has_avx2():  # importing the AVX2 build on another CPU may stop the process
+    try:
+        from grokreg import _kernels_avx2
+    except ImportError:  # built for a CPU family without the variant (not x86-64, or MSVC)
+        pass
 
-needs_avx2 = pytest.mark.skipif(_kernels_avx2 is None or not _kernels.cpu_has_avx2(),
+needs_avx2 = pytest.mark.skipif(_kernels_avx2 is None,
                                 reason="no AVX2 build, or a CPU without AVX2")
 
 
@@ -22,6 +25,21 @@ def test_the_fastest_build_this_cpu_runs_is_chosen():
     assert _dispatch.BUILD == ("avx2" if runs_avx2 else "baseline")
     assert _dispatch.kernels is (_kernels_avx2 if runs_avx2 else _kernels)
     assert not _kernels.AVX2 and (_kernels_avx2 is None or _kernels_avx2.AVX2)
+
+
+@pytest.mark.parametrize("cpu_has_avx2", [False, True])
+def test_without_avx2_or_its_build_the_portable_build_is_chosen(monkeypatch, cpu_has_avx2):
+    # the AVX2 build missing (as on arm64 or MSVC); a CPU with or without AVX2
+    monkeypatch.setitem(sys.modules, "grokreg._kernels_avx2", None)
+    monkeypatch.delattr(sys.modules["grokreg"], "_kernels_avx2", raising=False)
+    monkeypatch.setattr(_dispatch, "_baseline",
+                        types.SimpleNamespace(cpu_has_avx2=lambda: cpu_has_avx2))
+    assert _dispatch._choose("auto") == (_dispatch._baseline, "baseline")
+    # on a CPU without AVX2 the CPU is asked first: the build is never even imported
+    reason = ("this grokreg was built without the AVX2 kernels" if cpu_has_avx2
+              else "this CPU has no AVX2")
+    with pytest.raises(RuntimeError, match=f"GROKREG_KERNELS=avx2, but {reason}"):
+        _dispatch._choose("avx2")
 
 
 def build_chosen_with(value):
