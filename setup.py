@@ -91,6 +91,8 @@ class BuildExt(build_ext):
               f"{'with' if avx2 else 'without'} an AVX2 build")
         compile_openmp, link_openmp = openmp or ([], [])
         for ext in self.extensions:
+            if avx2:  # both builds then carry the CPU check that chooses between them
+                ext.define_macros = list(ext.define_macros) + [("GROKREG_CPU_DISPATCH", "1")]
             isa = ["-mavx2"] if ext.name == AVX2_MODULE else []
             ext.extra_compile_args = args + isa + compile_openmp + list(ext.extra_compile_args)
             ext.extra_link_args = link_openmp + list(ext.extra_link_args)

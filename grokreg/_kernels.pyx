@@ -48,8 +48,10 @@ OPENMP = bool(GROKREG_OPENMP)
 cdef extern from *:
     """
     static int grokreg_cpu_has_avx2(void) {
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-        /* also false where the operating system does not save the AVX registers */
+    #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
+        /* setup.py defines GROKREG_CPU_DISPATCH where it builds the AVX2 kernels, having checked
+           that this compiler has __builtin_cpu_supports; it is also false where the operating
+           system does not save the AVX registers */
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") != 0;
     #else
