@@ -42,19 +42,20 @@ def test_without_avx2_or_its_build_the_portable_build_is_chosen(monkeypatch, cpu
         _dispatch._choose("avx2")
 
 
-def build_chosen_with(value):
-    """(returncode, output) of importing grokreg with GROKREG_KERNELS=value, in a new process."""
+def build_chosen_with(value, directory):
+    """(returncode, output) of importing grokreg with GROKREG_KERNELS=value, in a new process
+    started in directory (not the source tree, which has no compiled kernels)."""
     env = {**os.environ, "GROKREG_KERNELS": value}
     result = subprocess.run([sys.executable, "-c", "import grokreg._dispatch as d; print(d.BUILD)"],
-                            capture_output=True, text=True, env=env)
+                            capture_output=True, text=True, env=env, cwd=directory)
     return result.returncode, result.stdout.strip() + result.stderr
 
 
-def test_grokreg_kernels_forces_a_build():
-    assert build_chosen_with("baseline") == (0, "baseline")
-    code, output = build_chosen_with("sse9")
+def test_grokreg_kernels_forces_a_build(tmp_path):
+    assert build_chosen_with("baseline", tmp_path) == (0, "baseline")
+    code, output = build_chosen_with("sse9", tmp_path)
     assert code != 0 and "GROKREG_KERNELS='sse9': choose one of auto, baseline, avx2" in output
-    code, output = build_chosen_with("avx2")
+    code, output = build_chosen_with("avx2", tmp_path)
     if _dispatch.BUILD == "avx2":
         assert (code, output) == (0, "avx2")
     else:
