@@ -62,7 +62,7 @@ class BuildExt(build_ext):
                                                 extra_postargs=compile_flags)
                 self.compiler.link_executable(objects, os.path.join(directory, "probe"),
                                               extra_postargs=link_flags)
-            except Exception:  # CompileError, LinkError: any failure means no
+            except Exception:  # CompileError, LinkError: any failure is a no
                 return False
         return True
 
