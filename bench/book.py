@@ -38,11 +38,12 @@ def timed(command, kernels="auto"):
     return time.perf_counter() - started, result.stdout
 
 
-def build_in_use():
-    """The build of grokreg's kernels chosen for this CPU ("avx2" or "baseline")."""
+def build_for_this_cpu():
+    """The build of grokreg's kernels that GROKREG_KERNELS=auto chooses here ("avx2" or
+    "baseline"), whatever this process was told."""
     from grokreg import _dispatch
 
-    return _dispatch.BUILD
+    return _dispatch._choose("auto")[1]
 
 
 def main(argv=None):
@@ -61,7 +62,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     builds = {}  # build -> GROKREG_KERNELS value that selects it; each build once
     for kernels in args.kernels:
-        builds.setdefault(build_in_use() if kernels == "auto" else kernels, kernels)
+        builds.setdefault(build_for_this_cpu() if kernels == "auto" else kernels, kernels)
     if not args.reference.is_file():
         sys.exit(f"the book's reference program is not at {args.reference} (set GROKREG_SHARED)")
 
