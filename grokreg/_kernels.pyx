@@ -101,9 +101,9 @@ cdef struct Rules:
 # One example
 # ---------------------------------------------------------------------------------------------
 
-# Hidden units are processed in blocks of columns held in a local array, which the compiler keeps
-# in vector registers across the loop over inputs (a loop over z in memory would reload and store
-# z for every input). A block is up to WIDEST vector registers wide, so that few passes over an
+# sum_rows, the products of every layer, works in blocks of columns held in a local array, which
+# the compiler keeps in vector registers across the loop over rows (a loop over z in memory would
+# reload and store z for every input). A block is up to WIDEST vector registers wide, so that few passes over an
 # example's inputs read each weights row (up to 56 float64 or 112 float32 units per pass with
 # AVX2, 28 and 56 with SSE2): every pass waits on the cache for the rows again. Widths are literal
 # constants at each call (whole vectors, then 4, 2, 1 for what is left), so that each inlined
@@ -143,9 +143,9 @@ cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept no
         prefetch(<const char *> row + line * CACHE_LINE)
 
 
-cdef inline void hidden_block(const floating *values, const int32_t *columns, Py_ssize_t count,
-                              const floating *weights, Py_ssize_t n_cols, Py_ssize_t width,
-                              floating *acc) noexcept nogil:
+cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
+                                Py_ssize_t count, const floating *weights, Py_ssize_t n_cols,
+                                Py_ssize_t width, floating *acc) noexcept nogil:
     """acc[:width] += x . weights[:, :width] (weights offset to the block's first column)."""
     cdef Py_ssize_t t, j
     cdef floating xk
@@ -158,68 +158,73 @@ cdef inline void hidden_block(const floating *values, const int32_t *columns, Py
             acc[j] += xk * row[j]
 
 
-cdef inline Py_ssize_t hidden_blocks(const floating *values, const int32_t *columns,
-                                     Py_ssize_t count, const floating *weights,
-                                     Py_ssize_t n_cols, Py_ssize_t remaining,
-                                     floating *acc) noexcept nogil:
-    """hidden_block for the widest block that fits in the remaining columns; its width."""
+cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *columns,
+                                       Py_ssize_t count, const floating *weights,
+                                       Py_ssize_t n_cols, Py_ssize_t remaining,
+                                       floating *acc) noexcept nogil:
+    """sum_rows_block for the widest block that fits in the remaining columns; its width."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
     if vectors == 14:
-        hidden_block(values, columns, count, weights, n_cols, 14 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 14 * lanes, acc)
     elif vectors == 13:
-        hidden_block(values, columns, count, weights, n_cols, 13 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 13 * lanes, acc)
     elif vectors == 12:
-        hidden_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
     elif vectors == 11:
-        hidden_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
     elif vectors == 10:
-        hidden_block(values, columns, count, weights, n_cols, 10 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 10 * lanes, acc)
     elif vectors == 9:
-        hidden_block(values, columns, count, weights, n_cols, 9 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 9 * lanes, acc)
     elif vectors == 8:
-        hidden_block(values, columns, count, weights, n_cols, 8 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 8 * lanes, acc)
     elif vectors == 7:
-        hidden_block(values, columns, count, weights, n_cols, 7 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 7 * lanes, acc)
     elif vectors == 6:
-        hidden_block(values, columns, count, weights, n_cols, 6 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 6 * lanes, acc)
     elif vectors == 5:
-        hidden_block(values, columns, count, weights, n_cols, 5 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 5 * lanes, acc)
     elif vectors == 4:
-        hidden_block(values, columns, count, weights, n_cols, 4 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 4 * lanes, acc)
     elif vectors == 3:
-        hidden_block(values, columns, count, weights, n_cols, 3 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 3 * lanes, acc)
     elif vectors == 2:
-        hidden_block(values, columns, count, weights, n_cols, 2 * lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 2 * lanes, acc)
     elif vectors == 1:
-        hidden_block(values, columns, count, weights, n_cols, lanes, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, lanes, acc)
     elif remaining >= 4:
-        hidden_block(values, columns, count, weights, n_cols, 4, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 4, acc)
         return 4
     elif remaining >= 2:
-        hidden_block(values, columns, count, weights, n_cols, 2, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 2, acc)
         return 2
     else:
-        hidden_block(values, columns, count, weights, n_cols, 1, acc)
+        sum_rows_block(values, columns, count, weights, n_cols, 1, acc)
         return 1
     return vectors * lanes
 
 
-cdef void hidden_layer(const floating *values, const int32_t *columns, Py_ssize_t count,
-                       const floating *weights_0_1, const floating *bias_1,
-                       Py_ssize_t n_hidden, floating *z) noexcept nogil:
-    """z = bias_1 + x . weights_0_1, from x's non-zero values and their columns."""
+cdef void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
+                   const floating *weights, Py_ssize_t n_cols, const floating *start_values,
+                   floating *out) noexcept nogil:
+    """out = start_values + sum over t of values[t] * weights[rows[t], :] (start 0 if NULL).
+
+    The first layer's z = bias_1 + x . weights_0_1 from x's non-zero values and their
+    columns; likewise the output layer from the active hidden units, and the hidden delta from
+    the outputs' deltas and weights_1_2.T. Each out[j] is summed in the order of t.
+    """
     # the accumulators live here: in each inlined block's frame they would stop the compiler
     # inlining so many blocks; it still keeps them in registers
     cdef floating acc[BLOCK]
     cdef Py_ssize_t start = 0, width, j
-    while start < n_hidden:
-        for j in range(min(n_hidden - start, <Py_ssize_t> BLOCK)):
-            acc[j] = bias_1[start + j]
-        width = hidden_blocks(values, columns, count, weights_0_1 + start, n_hidden,
-                              n_hidden - start, acc)
+    while start < n_cols:
+        for j in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
+            acc[j] = start_values[start + j] if start_values != NULL else 0
+        width = sum_rows_blocks(values, rows, count, weights + start, n_cols, n_cols - start,
+                                acc)
         for j in range(width):
-            z[start + j] = acc[j]
+            out[start + j] = acc[j]
         start += width
 
 
@@ -240,17 +245,20 @@ cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexc
             mask[j] = scale if dropout.rng.next_double(dropout.rng.state) < dropout.keep else 0
 
 
-cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
-                          const floating *mask) noexcept nogil:
+cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
+                                const floating *mask, bint dense, floating *active_values,
+                                int32_t *active_units) noexcept nogil:
     """ReLU and dropout (mask, from draw_mask, or NULL for none), in place: h holds z on
-    entry, the layer's output on exit.
+    entry, the layer's output on exit. Returns the number of active units (h[j] != 0, or every
+    unit when dense), listed in order in active_units with their values in active_values: the
+    output layer reads only their rows.
 
     gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
     factor. The book's derivative is taken of the layer's *output* (always >= 0, so 1) and is
     computed literally, as are its relu (z >= 0) * z and its masking, so that NaN and inf
     behave as in NumPy.
     """
-    cdef Py_ssize_t j
+    cdef Py_ssize_t j, n_active = 0
     cdef floating z, g
     for j in range(n_hidden):
         z = h[j]
@@ -272,22 +280,11 @@ cdef inline void activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint
         if book:  # relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
             g = g if h[j] >= 0 else 0
         gate[j] = g
-
-
-cdef inline void output_layer(const floating *h, Py_ssize_t n_hidden,
-                              const floating *weights_1_2, const floating *bias_2,
-                              Py_ssize_t n_outputs, floating *out, bint dense) noexcept nogil:
-    cdef Py_ssize_t j, c
-    cdef floating hj
-    cdef const floating *row
-    for c in range(n_outputs):
-        out[c] = bias_2[c]
-    for j in range(n_hidden):
-        hj = h[j]
-        if hj != 0 or dense:
-            row = weights_1_2 + j * n_outputs
-            for c in range(n_outputs):
-                out[c] += hj * row[c]
+        # written in every case, kept by advancing the count: no branch on the data
+        active_values[n_active] = h[j]
+        active_units[n_active] = <int32_t> j
+        n_active += (h[j] != 0) | dense
+    return n_active
 
 
 cdef inline Py_ssize_t argmax(const floating *v, Py_ssize_t n) noexcept nogil:
@@ -342,22 +339,28 @@ cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label
         out[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
 
 
-cdef inline void hidden_delta(const floating *delta_2, const floating *weights_1_2,
-                              const floating *gate, Py_ssize_t n_hidden, Py_ssize_t n_outputs,
-                              floating *delta_1, bint dense) noexcept nogil:
-    """delta_1 = (delta_2 . weights_1_2.T) * gate."""
-    cdef Py_ssize_t j, c
-    cdef floating s
-    cdef const floating *row
+cdef inline void hidden_delta(const floating *delta_2, const floating *weights_2_1,
+                              const int32_t *outputs, Py_ssize_t n_outputs,
+                              const floating *gate, Py_ssize_t n_hidden,
+                              floating *delta_1) noexcept nogil:
+    """delta_1 = (delta_2 . weights_1_2.T) * gate, given weights_2_1 = weights_1_2.T.
+
+    outputs lists 0 .. n_outputs - 1: the sum is sum_rows over weights_2_1's rows, across the
+    hidden units in vector registers (each unit's sum in output order), where weights_1_2's
+    rows would take n_hidden short dot products.
+    """
+    cdef Py_ssize_t j
+    sum_rows(delta_2, outputs, n_outputs, weights_2_1, n_hidden, NULL, delta_1)
     for j in range(n_hidden):
-        if gate[j] == 0 and not dense:
-            delta_1[j] = 0
-            continue
-        row = weights_1_2 + j * n_outputs
-        s = 0
-        for c in range(n_outputs):
-            s += delta_2[c] * row[c]
-        delta_1[j] = s * gate[j]
+        delta_1[j] = delta_1[j] * gate[j]
+
+
+cdef inline void transpose(const floating *a, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                           floating *a_t) noexcept nogil:
+    cdef Py_ssize_t r, c
+    for r in range(n_rows):
+        for c in range(n_cols):
+            a_t[c * n_rows + r] = a[r * n_cols + c]
 
 
 cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
@@ -366,21 +369,6 @@ cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
     cdef Py_ssize_t c
     for c in range(n):
         target[c] += alpha * v[c]
-
-
-cdef inline void add_outer(floating *weights, Py_ssize_t n_cols, floating alpha,
-                           const floating *u, Py_ssize_t n_rows, const floating *v,
-                           bint dense) noexcept nogil:
-    """weights += alpha * (u outer v), skipping rows where u is zero (they would add zeros)."""
-    cdef Py_ssize_t r, c
-    cdef floating ur
-    cdef floating *row
-    for r in range(n_rows):
-        ur = u[r]
-        if ur != 0 or dense:
-            row = weights + r * n_cols
-            for c in range(n_cols):
-                row[c] += alpha * (ur * v[c])
 
 
 cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating alpha,
@@ -450,7 +438,7 @@ cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
                          const floating *v) noexcept nogil:
     """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update.
 
-    Blocks as in hidden_layer, with v's block in registers. Each block of v is copied into a
+    Blocks as in sum_rows, with v's block in registers. Each block of v is copied into a
     local array first: the compiler then knows that the rows cannot overlap it (with v read in
     place, the update came out scalar).
     """
@@ -467,17 +455,24 @@ cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
 # One epoch: per example, or in mini-batches
 # ---------------------------------------------------------------------------------------------
 
-cdef inline void forward_example(const floating *data, const int32_t *indices,
-                                 const int64_t *indptr, Py_ssize_t i,
-                                 const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
-                                 const floating[:, ::1] weights_1_2, const floating[::1] bias_2,
-                                 floating *h, floating *gate, floating *out, bint book,
-                                 const floating *mask, bint dense) noexcept nogil:
-    cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1]
-    hidden_layer(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
-                 &bias_1[0], n_hidden, h)
-    activate(h, gate, n_hidden, book, mask)
-    output_layer(h, n_hidden, &weights_1_2[0, 0], &bias_2[0], weights_1_2.shape[1], out, dense)
+cdef inline Py_ssize_t forward_example(const floating *data, const int32_t *indices,
+                                       const int64_t *indptr, Py_ssize_t i,
+                                       const floating[:, ::1] weights_0_1,
+                                       const floating[::1] bias_1,
+                                       const floating[:, ::1] weights_1_2,
+                                       const floating[::1] bias_2, floating *h, floating *gate,
+                                       floating *active_values, int32_t *active_units,
+                                       floating *out, bint book, const floating *mask,
+                                       bint dense) noexcept nogil:
+    """Example i's hidden layer (h, gate and active units, as activate) and output layer
+    (out); returns the number of active hidden units."""
+    cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1], n_active
+    sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0], n_hidden,
+             &bias_1[0], h)
+    n_active = activate(h, gate, n_hidden, book, mask, dense, active_values, active_units)
+    sum_rows(active_values, active_units, n_active, &weights_1_2[0, 0], weights_1_2.shape[1],
+             &bias_2[0], out)
+    return n_active
 
 
 cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
@@ -485,27 +480,39 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
                       floating[:, ::1] weights_0_1, floating[::1] bias_1,
                       floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
                       Rules *rules, floating[:, ::1] h, floating[:, ::1] gate,
+                      floating[:, ::1] active_values, int32_t[:, ::1] active_units,
                       floating[:, ::1] out, floating[:, ::1] delta_1, floating[:, ::1] mask,
+                      floating[:, ::1] weights_2_1, const int32_t[::1] output_units,
                       Py_ssize_t *n_correct) noexcept nogil:
-    """Per-example gradient descent (batch size 1), the book's first two experiments."""
-    cdef Py_ssize_t t, i, first
+    """Per-example gradient descent (batch size 1), the book's first two experiments.
+
+    weights_2_1 is a transposed copy of weights_1_2 (for hidden_delta), updated in step with
+    it: the same products are added to the same numbers.
+    """
+    cdef Py_ssize_t t, i, first, n_active
     cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = out.shape[1]
     cdef double error = 0
     cdef floating *example_mask = &mask[0, 0] if rules.dropout.active else NULL
+    transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &weights_2_1[0, 0])
     for t in range(order.shape[0]):
         i = order[t]
         if example_mask != NULL:
             draw_mask(&rules.dropout, example_mask, n_hidden)
-        forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                        &h[0, 0], &gate[0, 0], &out[0, 0], rules.book, example_mask,
-                        rules.dense)
+        n_active = forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2,
+                                   bias_2, &h[0, 0], &gate[0, 0], &active_values[0, 0],
+                                   &active_units[0, 0], &out[0, 0], rules.book, example_mask,
+                                   rules.dense)
         error += score_example(&out[0, 0], n_outputs, labels[i], rules.loss, n_correct)
         output_delta(&out[0, 0], n_outputs, labels[i], rules.loss, 1)
         # delta_1 from the weights before this step's update, as the book computes it
-        hidden_delta(&out[0, 0], &weights_1_2[0, 0], &gate[0, 0], n_hidden, n_outputs,
-                     &delta_1[0, 0], rules.dense)
-        add_outer(&weights_1_2[0, 0], n_outputs, alpha, &h[0, 0], n_hidden, &out[0, 0],
-                  rules.dense)
+        hidden_delta(&out[0, 0], &weights_2_1[0, 0], &output_units[0], n_outputs, &gate[0, 0],
+                     n_hidden, &delta_1[0, 0])
+        # weights_1_2 += alpha * (h outer delta_2): the rows of the active units (the others
+        # would add zeros), and the whole of its transposed copy
+        add_outer_rows(&weights_1_2[0, 0], n_outputs, alpha, &active_values[0, 0],
+                       &active_units[0, 0], n_active, &out[0, 0])
+        add_outer_rows(&weights_2_1[0, 0], n_hidden, alpha, &out[0, 0], &output_units[0],
+                       n_outputs, &h[0, 0])
         first = indptr[i]
         add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + first, indices + first,
                        indptr[i + 1] - first, &delta_1[0, 0])
@@ -521,8 +528,9 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
                                floating[:, ::1] weights_1_2, floating alpha,
                                floating[:, ::1] h, floating[:, ::1] gate,
                                floating[:, ::1] delta_2, floating[:, ::1] delta_1,
-                               floating[:, ::1] grad_1_2,
-                               floating[:, ::1] sums_0_1) noexcept nogil:
+                               floating[:, ::1] grad_1_2, floating[:, ::1] sums_0_1,
+                               floating[:, ::1] transposed,
+                               const int32_t[::1] output_units) noexcept nogil:
     """The book's batch loop as written: batch_size updates, nothing skipped.
 
     Used once book-mode training has diverged, where only the literal order of operations
@@ -533,12 +541,12 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
     for j in range(n_hidden):
         for c in range(n_outputs):
             grad_1_2[j, c] = 0
-    for b in range(size):
-        add_outer(&grad_1_2[0, 0], n_outputs, 1, &h[b, 0], n_hidden, &delta_2[b, 0], True)
+    add_outer_batch(grad_1_2, 1, h, delta_2, size, True, 1)
     for repeat in range(size):
+        transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
         for b in range(size):
-            hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
-                         &delta_1[b, 0], True)
+            hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                         &gate[b, 0], n_hidden, &delta_1[b, 0])
         for j in range(n_hidden):
             for c in range(n_outputs):
                 weights_1_2[j, c] += alpha * grad_1_2[j, c]
@@ -561,13 +569,13 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
                             floating[:, ::1] delta_1, int64_t[::1] column_start,
                             int64_t[::1] column_fill, int32_t[::1] entry_example,
                             floating[::1] entry_value, floating[:, ::1] column_sum,
-                            floating[::1] zeros, int n_threads) noexcept nogil:
+                            int n_threads) noexcept nogil:
     """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
 
     Adding each example's outer product in turn reads and writes a weights row once per
     example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
     rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
-    registers (hidden_layer, with delta_1 in the role of the weights), and each row is updated
+    registers (sum_rows, with delta_1 in the role of the weights), and each row is updated
     once, as a matrix product would. Rows are independent, so threads share them out (each
     with its own row of column_sum) and the result does not depend on the number of threads.
     """
@@ -594,10 +602,9 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
         thread = threadid()
         for k in prange(n_inputs, schedule="guided"):
             if column_start[k + 1] > column_start[k]:
-                hidden_layer(&entry_value[0] + column_start[k],
-                             &entry_example[0] + column_start[k],
-                             column_start[k + 1] - column_start[k], &delta_1[0, 0], &zeros[0],
-                             n_hidden, &column_sum[thread, 0])
+                sum_rows(&entry_value[0] + column_start[k], &entry_example[0] + column_start[k],
+                         column_start[k + 1] - column_start[k], &delta_1[0, 0], n_hidden, NULL,
+                         &column_sum[thread, 0])
                 add_scaled(&weights_0_1[k, 0], n_hidden, alpha, &column_sum[thread, 0])
 
 
@@ -624,14 +631,16 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[:, ::1] weights_0_1, floating[::1] bias_1,
                         floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
                         Py_ssize_t batch_size, Rules *rules, floating[:, ::1] h,
-                        floating[:, ::1] gate, floating[:, ::1] delta_2,
+                        floating[:, ::1] gate, floating[:, ::1] active_values,
+                        int32_t[:, ::1] active_units, floating[:, ::1] delta_2,
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
                         floating[:, ::1] drift, floating[:, ::1] sums_0_1,
                         floating[:, ::1] mask, double[::1] example_error,
                         Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
                         int64_t[::1] column_fill, int32_t[::1] entry_example,
                         floating[::1] entry_value, floating[:, ::1] column_sum,
-                        floating[::1] zeros, int n_threads, Py_ssize_t *n_correct,
+                        floating[:, ::1] transposed, const int32_t[::1] output_units,
+                        int n_threads, Py_ssize_t *n_correct,
                         Py_ssize_t *n_seen) noexcept nogil:
     """Mini-batch gradient descent.
 
@@ -668,8 +677,8 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
             i = order[start + b]
             example_mask = &mask[b, 0] if masked else NULL
             forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                            &h[b, 0], &gate[b, 0], &delta_2[b, 0], book, example_mask,
-                            rules.dense)
+                            &h[b, 0], &gate[b, 0], &active_values[b, 0], &active_units[b, 0],
+                            &delta_2[b, 0], book, example_mask, rules.dense)
             example_hit[b] = 0
             example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
                                              &example_hit[b])
@@ -680,21 +689,24 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         if book and rules.dense:
             book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
                                  weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
-                                 sums_0_1)
+                                 sums_0_1, transposed, output_units)
             start += size
             continue
+        # transposed: weights_1_2.T, then grad_1_2.T (see hidden_delta)
+        transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
         for b in prange(size, num_threads=n_threads, schedule="static"):
-            hidden_delta(&delta_2[b, 0], &weights_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
-                         &delta_1[b, 0], rules.dense)
+            hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                         &gate[b, 0], n_hidden, &delta_1[b, 0])
         if book:
             for j in range(n_hidden):
                 for c in range(n_outputs):
                     grad_1_2[j, c] = 0
             add_outer_batch(grad_1_2, 1, h, delta_2, size, False, n_threads)
             triangle = alpha * <floating> (size * (size - 1) // 2)
+            transpose(&grad_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
             for b in prange(size, num_threads=n_threads, schedule="static"):
-                hidden_delta(&delta_2[b, 0], &grad_1_2[0, 0], &gate[b, 0], n_hidden, n_outputs,
-                             &drift[b, 0], False)
+                hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                             &gate[b, 0], n_hidden, &drift[b, 0])
                 for j in range(n_hidden):
                     delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
             for repeat in range(size):
@@ -711,7 +723,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         else:
             update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
                               delta_1, column_start, column_fill, entry_example, entry_value,
-                              column_sum, zeros, n_threads)
+                              column_sum, n_threads)
         for b in range(size):
             if rules.train_bias:
                 add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
@@ -940,7 +952,11 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     cdef int32_t[::1] entry_example = np.empty(capacity, dtype=np.int32)
     cdef floating[::1] entry_value = np.empty(capacity, dtype=dtype)
     cdef floating[:, ::1] column_sum = np.empty((n_threads, n_hidden), dtype=dtype)
-    cdef floating[::1] zeros = np.zeros(n_hidden, dtype=dtype)
+    cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
+    cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
+    # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
+    cdef floating[:, ::1] transposed = np.empty((n_outputs, n_hidden), dtype=dtype)
+    cdef int32_t[::1] output_units = np.arange(n_outputs, dtype=np.int32)
     # base pointers; with no non-zero input at all, every row is empty and neither is read
     cdef const floating *values = &data[0] if data.shape[0] else NULL
     cdef const int32_t *columns = &indices[0] if indices.shape[0] else NULL
@@ -950,14 +966,16 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
             error = 0
         elif batch_size == 1:
             error = sgd_epoch(values, columns, &indptr[0], labels, order, weights_0_1, bias_1,
-                              weights_1_2, bias_2, <floating> alpha, &rules, h, gate, delta_2,
-                              delta_1, mask, &n_correct)
+                              weights_1_2, bias_2, <floating> alpha, &rules, h, gate,
+                              active_values, active_units, delta_2, delta_1, mask, transposed,
+                              output_units, &n_correct)
         else:
             error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
-                                &rules, h, gate, delta_2, delta_1, grad_1_2, drift, sums_0_1,
-                                mask, example_error, example_hit, column_start, column_fill,
-                                entry_example, entry_value, column_sum, zeros, n_threads,
+                                &rules, h, gate, active_values, active_units, delta_2,
+                                delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
+                                example_hit, column_start, column_fill, entry_example,
+                                entry_value, column_sum, transposed, output_units, n_threads,
                                 &n_correct, &n_seen)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * n_hidden)
@@ -1000,6 +1018,8 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
     cdef floating[:, ::1] h = np.empty((n_threads, n_hidden), dtype=dtype)
     cdef floating[:, ::1] gate = np.empty((n_threads, n_hidden), dtype=dtype)
     cdef floating[:, ::1] out = np.empty((n_threads, n_outputs), dtype=dtype)
+    cdef floating[:, ::1] active_values = np.empty((n_threads, n_hidden), dtype=dtype)
+    cdef int32_t[:, ::1] active_units = np.empty((n_threads, n_hidden), dtype=np.int32)
     cdef double[::1] example_error = np.zeros(n if has_labels else 0, dtype=np.float64)
     cdef Py_ssize_t[::1] example_hit = np.zeros(n if has_labels else 0, dtype=np.intp)
     cdef floating *row_out
@@ -1012,8 +1032,8 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
             row_out = &outputs[i, 0] if has_outputs else &out[thread, 0]
             # dense evaluation serves the book after a divergence: its relu, (z >= 0) * z
             forward_example(values, columns, &indptr[0], i, weights_0_1, bias_1, weights_1_2,
-                            bias_2, &h[thread, 0], &gate[thread, 0], row_out, dense, NULL,
-                            dense)
+                            bias_2, &h[thread, 0], &gate[thread, 0], &active_values[thread, 0],
+                            &active_units[thread, 0], row_out, dense, NULL, dense)
             if has_labels:
                 example_error[i] = score_example(row_out, n_outputs, labels[i], loss,
                                                  &example_hit[i])
