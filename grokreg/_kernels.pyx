@@ -238,11 +238,14 @@ cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexc
     """
     cdef Py_ssize_t j
     cdef floating scale = <floating> (1.0 / dropout.keep)
-    for j in range(n):
-        if dropout.book:
-            mask[j] = 2 if dropout.rng.next_uint32(dropout.rng.state) & 1 else 0
-        else:
-            mask[j] = scale if dropout.rng.next_double(dropout.rng.state) < dropout.keep else 0
+    # arithmetic on the random bit, not a branch on it (mispredicted half the time)
+    if dropout.book:
+        for j in range(n):
+            mask[j] = <floating> (2 * (dropout.rng.next_uint32(dropout.rng.state) & 1))
+    else:
+        for j in range(n):
+            mask[j] = scale * <floating> (dropout.rng.next_double(dropout.rng.state)
+                                          < dropout.keep)
 
 
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
