@@ -262,31 +262,25 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
     behave as in NumPy.
     """
     cdef Py_ssize_t j, n_active = 0
-    cdef floating z, g
+    cdef floating z, y, g, m
     for j in range(n_hidden):
+        # selects rather than branches: with dropout, half the units go each way at random
         z = h[j]
+        m = mask[j] if mask != NULL else 1
         if book:
-            h[j] = (<floating> 1 if z >= 0 else <floating> 0) * z
-            g = 1
+            # relu(z) = (z >= 0) * z, masked by multiplying (inf * 0 is NaN, as in NumPy); the
+            # derivative relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
+            y = (<floating> (z >= 0)) * z * m if mask != NULL else (<floating> (z >= 0)) * z
+            g = <floating> ((m != 0) & (y >= 0))
         else:
-            h[j] = z if z > 0 else 0
-            g = 1 if z > 0 else 0
-        if mask != NULL:
-            if mask[j] == 0:
-                # the book multiplies by its mask (inf * 0 is NaN, as in NumPy); others drop
-                h[j] = h[j] * 0 if book else 0
-                g = 0
-            else:
-                h[j] = h[j] * mask[j]
-                if not book:
-                    g = g * mask[j]
-        if book:  # relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
-            g = g if h[j] >= 0 else 0
+            y = z * m if (z > 0) & (m != 0) else 0
+            g = m if z > 0 else 0
+        h[j] = y
         gate[j] = g
         # written in every case, kept by advancing the count: no branch on the data
-        active_values[n_active] = h[j]
+        active_values[n_active] = y
         active_units[n_active] = <int32_t> j
-        n_active += (h[j] != 0) | dense
+        n_active += (y != 0) | dense
     return n_active
 
 
