@@ -101,14 +101,14 @@ cdef struct Rules:
 # One example
 # ---------------------------------------------------------------------------------------------
 
-# sum_rows, the products of every layer, works in blocks of columns held in a local array, which
-# the compiler keeps in vector registers across the loop over rows (a loop over z in memory would
-# reload and store z for every input). A block is up to WIDEST vector registers wide, so that few passes over an
-# example's inputs read each weights row (up to 56 float64 or 112 float32 units per pass with
-# AVX2, 28 and 56 with SSE2): every pass waits on the cache for the rows again. Widths are literal
-# constants at each call (whole vectors, then 4, 2, 1 for what is left), so that each inlined
-# call is specialised to its width. Each z[j] is still summed in input order. The first-layer
-# update (add_outer_rows) is blocked the same way.
+# sum_rows, the products of every layer, works in blocks of columns held in a local array,
+# which the compiler keeps in vector registers across the loop over rows (a loop over z in
+# memory would reload and store z for every row). A block is up to WIDEST vector registers
+# wide, so that few passes over an example's inputs read each weights row (up to 56 float64 or
+# 112 float32 units per pass with AVX2, 28 and 56 with SSE2): every pass waits on the cache for
+# the rows again. Widths are literal constants at each call (whole vectors, then 4, 2, 1 for
+# what is left), so that each inlined call is specialised to its width. Each z[j] is still
+# summed in input order. The first-layer update (add_outer_rows) is blocked the same way.
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
@@ -610,8 +610,8 @@ cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, 
                           int n_threads) noexcept nogil:
     """weights += alpha * (h[b] outer delta[b]) for b < size, in b's order for every entry.
 
-    The same sums as add_outer called for each example in turn, computed row by row so that
-    threads can share out the rows.
+    The same sums as add_outer_rows called for each example in turn, computed row by row so
+    that threads can share out the rows.
     """
     cdef Py_ssize_t j, b, c, n_cols = weights.shape[1]
     cdef floating hj
