@@ -62,7 +62,7 @@ def rows_in_l1_seconds(hidden, repeat, n=10000, per_example=150, inputs_used=40)
     columns = np.sort(rng.integers(0, inputs_used, size=(n, per_example)), axis=1)
     synthetic = (rng.random(n * per_example), columns.astype(np.int32).ravel(),
                  np.arange(0, n * per_example + 1, per_example, dtype=np.int64))
-    labels = rng.integers(0, 10, n)
+    labels = rng.integers(0, 10, n).astype(np.int64)
     net = grokreg.Network(hidden, seed=1, book=True)
     parameters = net.weights_0_1, net.bias_1, net.weights_1_2, net.bias_2
     return best_of(repeat, lambda: kernels.evaluate(*synthetic, labels, *parameters)) / n
