@@ -23,11 +23,12 @@ most the memory of the network it claims to be, and is refused with a ValueError
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
+
+from ._files import atomic_write
 
 FORMAT = "grokreg-network"
 FORMAT_VERSION = 1
@@ -36,11 +37,14 @@ KEYS = ("format", "format_version", "config", "rng_state") + ARRAYS
 CONFIG_KEYS = {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"}
 BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
-# what zipfile, zlib, numpy's .npy reader and json raise on damaged input (zipfile raises
+#: the largest network load accepts (2 GiB of float64 weights; MNIST's 784-100-10 has 79,400):
+#: a file claiming more is refused before anything is allocated
+MAX_PARAMETERS = 1 << 28
+# what zipfile, zlib and numpy's .npy reader raise on damaged bytes; caught only around
+# reading, so that a bug elsewhere is not reported as a damaged file (zipfile raises
 # RuntimeError when a flipped bit marks a member as encrypted)
-DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, KeyError, NotImplementedError,
-           json.JSONDecodeError, UnicodeDecodeError, TypeError, OverflowError, OSError,
-           RuntimeError)
+UNREADABLE = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, OSError, RuntimeError,
+              NotImplementedError)
 
 
 def _jsonable(value):
@@ -73,18 +77,27 @@ def save(net, path):
         rng_state=np.array(json.dumps(_jsonable(net._bit_generator.state))),
         **dict(zip(ARRAYS, net._parameters)),
     )
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".grokreg-", suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **members)
     return path
+
+
+def _header(archive, key, path):
+    """(shape, dtype) from a member's .npy header, reading nothing else."""
+    name = key + ".npy"
+    try:
+        with archive.open(name) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"{path}: member {key!r} has an unknown .npy version {version}")
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(f)
+    except UNREADABLE as exc:
+        raise ValueError(f"{path}: damaged or not a grokreg network file ({exc})") from exc
+    if dtype.hasobject:
+        raise ValueError(f"{path}: member {key!r} holds Python objects; refusing to unpickle")
+    return shape, dtype
 
 
 def _read_member(archive, key, dtype, shape, path):
@@ -93,24 +106,47 @@ def _read_member(archive, key, dtype, shape, path):
     expected = np.dtype(dtype).itemsize * int(np.prod(shape)) if shape is not None else MAX_TEXT
     if archive.getinfo(name).file_size > expected + 4096:
         raise ValueError(f"{path}: member {key!r} is larger than a network of this shape")
-    with archive.open(name) as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0), (3, 0)):
-            raise ValueError(f"{path}: member {key!r} has an unknown .npy version {version}")
-        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                  else np.lib.format.read_array_header_2_0)
-        found_shape, fortran, found_dtype = reader(f)
-    if found_dtype.hasobject:
-        raise ValueError(f"{path}: member {key!r} holds Python objects; refusing to unpickle")
+    found_shape, found_dtype = _header(archive, key, path)
     if dtype == "U":
         if found_dtype.kind != "U" or found_shape != () or found_dtype.itemsize > MAX_TEXT:
             raise ValueError(f"{path}: member {key!r} must be a short string")
     elif found_dtype != np.dtype(dtype) or found_shape != shape:
         raise ValueError(f"{path}: member {key!r} has dtype {found_dtype} and shape "
                          f"{found_shape}; expected {np.dtype(dtype)} and {shape}")
-    with archive.open(name) as f:
-        array = np.lib.format.read_array(f, allow_pickle=False)
-    return array
+    try:
+        with archive.open(name) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except UNREADABLE as exc:
+        raise ValueError(f"{path}: damaged or not a grokreg network file ({exc})") from exc
+
+
+def _json_member(archive, key, path):
+    try:
+        return json.loads(str(_read_member(archive, key, "U", None, path)))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: member {key!r} is damaged ({exc})") from exc
+
+
+def _check_config(config, archive, path):
+    """The config's layer sizes must be those of the weight members' headers, and sane,
+    before a network of that size is built."""
+    if not isinstance(config, dict) or set(config) != CONFIG_KEYS:
+        raise ValueError(f"{path}: config must hold exactly {sorted(CONFIG_KEYS)}")
+    sizes = {key: config[key] for key in ("n_inputs", "hidden", "n_outputs")}
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{path}: config {key} must be a positive int, got {value!r}")
+    n_inputs, hidden, n_outputs = sizes.values()
+    if n_inputs * hidden + hidden * n_outputs + hidden + n_outputs > MAX_PARAMETERS:
+        raise ValueError(f"{path}: config describes a network of more than {MAX_PARAMETERS} "
+                         f"parameters ({n_inputs}-{hidden}-{n_outputs})")
+    shapes = dict(weights_0_1=(n_inputs, hidden), bias_1=(hidden,),
+                  weights_1_2=(hidden, n_outputs), bias_2=(n_outputs,))
+    for key, shape in shapes.items():
+        found, _ = _header(archive, key, path)
+        if found != shape:
+            raise ValueError(f"{path}: member {key!r} has shape {found}, but the config "
+                             f"describes {shape}")
 
 
 def load(cls, path):
@@ -119,35 +155,36 @@ def load(cls, path):
         archive = zipfile.ZipFile(path)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
-    except DAMAGED as exc:
+    except (UNREADABLE + (ValueError,)) as exc:
         raise ValueError(f"{path}: not a grokreg network file ({exc})") from exc
-    try:
-        with archive:
-            names = set(archive.namelist())
-            expected = {key + ".npy" for key in KEYS}
-            if names != expected:
-                missing, extra = sorted(expected - names), sorted(names - expected)
-                raise ValueError(f"{path}: not a grokreg network file (missing {missing}, "
-                                 f"unexpected {extra})")
-            if str(_read_member(archive, "format", "U", None, path)) != FORMAT:
-                raise ValueError(f"{path}: not a grokreg network file")
-            version = int(_read_member(archive, "format_version", np.int64, (), path))
-            if version != FORMAT_VERSION:
-                raise ValueError(f"{path}: format version {version}; this grokreg reads "
-                                 f"version {FORMAT_VERSION}")
-            config = json.loads(str(_read_member(archive, "config", "U", None, path)))
-            if not isinstance(config, dict) or set(config) != CONFIG_KEYS:
-                raise ValueError(f"{path}: config must hold exactly {sorted(CONFIG_KEYS)}")
+    with archive:
+        names = set(archive.namelist())
+        expected = {key + ".npy" for key in KEYS}
+        if names != expected:
+            missing, extra = sorted(expected - names), sorted(names - expected)
+            raise ValueError(f"{path}: not a grokreg network file (missing {missing}, "
+                             f"unexpected {extra})")
+        if str(_read_member(archive, "format", "U", None, path)) != FORMAT:
+            raise ValueError(f"{path}: not a grokreg network file")
+        version = int(_read_member(archive, "format_version", np.int64, (), path))
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {version}; this grokreg reads "
+                             f"version {FORMAT_VERSION}")
+        config = _json_member(archive, "config", path)
+        _check_config(config, archive, path)
+        try:
             net = cls(seed=0, **config)  # checks every hyper-parameter
-            rng_state = _from_json(json.loads(str(
-                _read_member(archive, "rng_state", "U", None, path))))
-            for key, parameter in zip(ARRAYS, net._parameters):
-                array = _read_member(archive, key, net.dtype, parameter.shape, path)
-                if not np.isfinite(array).all():
-                    raise ValueError(f"{path}: {key} holds NaN or infinite values")
-                np.copyto(parameter, array)
-    except DAMAGED as exc:
-        raise ValueError(f"{path}: damaged or not a grokreg network file ({exc})") from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: config: {exc}") from exc
+        try:
+            rng_state = _from_json(_json_member(archive, "rng_state", path))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{path}: damaged random stream state ({exc})") from exc
+        for key, parameter in zip(ARRAYS, net._parameters):
+            array = _read_member(archive, key, net.dtype, parameter.shape, path)
+            if not np.isfinite(array).all():
+                raise ValueError(f"{path}: {key} holds NaN or infinite values")
+            np.copyto(parameter, array)
     net._bit_generator = _restore_stream(rng_state, net.book, path)
     return net
 
@@ -159,6 +196,6 @@ def _restore_stream(state, book, path):
     bit_generator = getattr(np.random, name)()
     try:
         bit_generator.state = state
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{path}: damaged random stream state ({exc})") from exc
     return bit_generator

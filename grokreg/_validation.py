@@ -1,34 +1,57 @@
 """Argument checks shared by the public API: each raises TypeError/ValueError naming the argument.
 
-Everything the kernels rely on is established here, once per call, so the compiled loops can run
-without bounds checks.
+User input is checked and converted here, once per call, and the messages are written for the
+person who passed it. The kernels' entry points still check the shapes and indices they rely
+on (cheaply, without these messages), so a direct call with inconsistent arrays raises too.
 """
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 
+
+def argument_error(argument, problem, kind=ValueError):
+    """kind(f"{argument} {problem}"), carrying .argument and .problem: the command line
+    reports it under the flag that set the argument."""
+    error = kind(f"{argument} {problem}")
+    error.argument, error.problem = argument, problem
+    return error
+
+
+def warn_user(message, category=UserWarning):
+    """warnings.warn, attributed to the first caller outside grokreg."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 def check_int(value, name, minimum=None, maximum=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        raise argument_error(name, f"must be an int, got {type(value).__name__}", TypeError)
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise argument_error(name, f"must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+        raise argument_error(name, f"must be <= {maximum}, got {value}")
     return value
 
 
 def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within [low, high] (either end open when asked)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise argument_error(name, f"must be a real number, got {type(value).__name__}",
+                             TypeError)
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise argument_error(name, f"must be finite, got {value}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+        raise argument_error(name, f"must be {'>' if low_open else '>='} {low:g}, got {value:g}")
     if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+        raise argument_error(name, f"must be {'<' if high_open else '<='} {high:g}, got {value:g}")
     return value
 
 
@@ -65,10 +88,13 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     """
     array = _as_array(x, name)
     if array.dtype.kind in "bi" or (array.dtype.kind == "u" and array.dtype != np.uint8):
+        given = (f"dtype {array.dtype}" if isinstance(x, np.ndarray) else
+                 f"a {type(x).__name__} of {'bools' if array.dtype.kind == 'b' else 'ints'} "
+                 f"(numpy makes it {array.dtype})")
         raise TypeError(
-            f"{name} must be uint8 pixels (0-255, scaled by 1/255) or floating point, "
-            f"got dtype {array.dtype}"
-        )
+            f"{name} must be uint8 pixels (0-255, scaled by 1/255) or floating point, got "
+            f"{given}: pass np.asarray({name}, dtype=np.uint8) for pixels, or floats used as "
+            f"given")
     if array.ndim == 3:
         array = array.reshape(array.shape[0], -1)
     if array.ndim != 2:
@@ -83,6 +109,11 @@ def as_inputs(x, n_inputs, dtype, name="x"):
         converted = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(converted).all():
         raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
+    largest = converted.max()
+    if 1.5 < largest <= 255 and converted.min() >= 0 and (converted == np.round(converted)).all():
+        warn_user(f"{name} holds whole numbers up to {largest:g}: raw pixels? Floating-point "
+                  f"inputs are used as given (uint8 pixels are scaled by 1/255); pass uint8 "
+                  f"images or {name} / 255, or the network will hardly learn")
     return converted
 
 
@@ -96,8 +127,11 @@ def as_labels(y, n_examples, n_outputs, name="y"):
             raise ValueError(f"{name} is 2-D but not one-hot (each row needs a single 1, the rest 0)")
         labels = array.argmax(axis=1)
     elif array.ndim == 1:
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer class labels, got dtype {array.dtype}")
+        if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all():
+            array = array.astype(np.int64)  # whole-number floats such as 3.0 are labels
+        elif array.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer class labels, got dtype {array.dtype}"
+                            + (" with non-integer values" if array.dtype.kind == "f" else ""))
         labels = array
     else:
         raise ValueError(f"{name} must have shape (N,) or (N, {n_outputs}), got {array.shape}")

@@ -11,13 +11,14 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import zlib
 
+from ._files import atomic_write
 from .data import DATA_ENV, MNIST_FILES
+from .progress import Progress
 
 __all__ = ["DownloadError", "download_mnist", "verify_mnist", "default_cache_dir", "mirrors",
            "MIRRORS_ENV", "DEFAULT_MIRRORS"]
@@ -144,7 +145,8 @@ def _get(url, timeout, progress):
         if total is not None and total > MAX_DOWNLOAD:
             raise ValueError(f"{total} bytes is more than any MNIST file")
         chunks, received = [], 0
-        bar = _progress_bar(url, total) if progress else None
+        bar = (Progress(total, url.rsplit("/", 1)[-1], unit="B", unit_scale=True)
+               if progress else None)
         try:
             while True:
                 chunk = response.read(1 << 16)
@@ -164,41 +166,10 @@ def _get(url, timeout, progress):
     return b"".join(chunks)
 
 
-def _progress_bar(url, total):
-    try:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
-    except ImportError:
-        return _TextProgress(url, total)
-    return tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                file=sys.stderr, leave=False)
-
-
-class _TextProgress:
-    def __init__(self, url, total):
-        self.name, self.total, self.done = url.rsplit("/", 1)[-1], total, 0
-
-    def update(self, n):
-        self.done += n
-        share = f"{100 * self.done / self.total:5.1f}%" if self.total else f"{self.done} B"
-        sys.stderr.write(f"\r{self.name}: {share}")
-        sys.stderr.flush()
-
-    def close(self):
-        sys.stderr.write("\n")
-
-
 def _install(directory, name, data):
-    """Write data as directory/name.gz through a temporary file and an atomic rename."""
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, os.path.join(directory, name + ".gz"))
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    """Write data as directory/name.gz, whole or not at all."""
+    with atomic_write(os.path.join(directory, name + ".gz")) as f:
+        f.write(data)
 
 
 def _fetch(name, directory, bases, timeout, retries, backoff, progress):

@@ -13,20 +13,10 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
         "probably the source tree. Run grokreg from another directory, or build in place "
         "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
     ) from exc
-from . import _serialization
-from ._validation import (
-    as_dataset,
-    as_inputs,
-    as_labels,
-    check_dtype,
-    check_int,
-    check_real,
-)
-from .history import History
-from .progress import EpochProgress
-from .regularization import EarlyStopping
+from . import _serialization, training
+from ._validation import as_inputs, as_labels, check_dtype, check_int, check_real
 
-__all__ = ["Network"]
+__all__ = ["Network", "usable_cpus"]
 
 def _array_property(name, doc):
     """A property exposing the array self._<name> as a read-only view; assigning an array of
@@ -53,17 +43,19 @@ def _array_property(name, doc):
     return property(get, set, doc=doc)
 
 
-def _copy_all(targets, sources):
-    for target, source in zip(targets, sources):
-        np.copyto(target, source)
-
-
 def usable_cpus():
-    """CPUs this process may run on (its affinity mask, where the system has one)."""
+    """CPUs this process may use: its affinity mask (where the system has one), capped by
+    ``OMP_NUM_THREADS`` where that is set (Dask sets it to 1 in its workers)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        # OpenMP reads a list ("4,2" for nested levels): the first entry is the outer level
+        limit = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        limit = cpus
+    return max(1, min(cpus, limit))
 
 
 # What each uint8 pixel value stands for: pixel / 255 computed as NumPy does in the target
@@ -255,8 +247,10 @@ class Network:
             When a weight or the error stops being finite: "stop" ends training at that epoch
             and keeps the weights of the last finite one; "warn" goes on (as the book's
             programs do, printing nan), warning once. Both warn naming the epoch.
-        progress : bool
-            Show progress on stderr (tqdm if installed, else the book's ``\\r`` line).
+        progress : bool or str
+            Show progress on stderr (tqdm if installed, else the book's ``\\r`` line); a
+            string names the run on the bar. Print lines meanwhile with
+            ``grokreg.progress.write`` so that the bar does not garble them.
         on_epoch_end : callable, optional
             Called as ``on_epoch_end(record)`` after each epoch with that epoch's metrics.
 
@@ -265,157 +259,29 @@ class Network:
         History
             Also kept as ``self.history_``.
         """
-        x = as_inputs(x, self.n_inputs, self.dtype)
-        y = as_labels(y, len(x), self.n_outputs)
-        epochs = check_int(epochs, "epochs", minimum=0)
-        alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
-        eval_every = check_int(eval_every, "eval_every", minimum=1)
-        validation_split = check_real(validation_split, "validation_split", low=0.0, high=1.0,
-                                      high_open=True)
-        if validation_split and validation_data is not None:
-            raise ValueError("give validation_data or validation_split, not both")
-        if validation_split:
-            n_validation = int(len(x) * validation_split)
-            if not 0 < n_validation < len(x):
-                raise ValueError(f"validation_split={validation_split} leaves no examples on "
-                                 f"one side of {len(x)}")
-            validation_data = (x[-n_validation:], y[-n_validation:])
-            x, y = x[:-n_validation], y[:-n_validation]
-        elif validation_data is not None:
-            validation_data = as_dataset(validation_data, self.n_inputs, self.n_outputs,
-                                         self.dtype, "validation_data")
-        batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(x))
-        if test_data is not None:
-            test_data = as_dataset(test_data, self.n_inputs, self.n_outputs, self.dtype,
-                                   "test_data")
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError("shuffle must be True or False")
-        if shuffle and self.book:
-            raise ValueError("book mode does not shuffle (the book trains in data order)")
-        if early_stopping is not None:
-            if not isinstance(early_stopping, EarlyStopping):
-                raise TypeError("early_stopping must be a grokreg.EarlyStopping")
-            if validation_data is None:
-                raise ValueError("early stopping needs validation_data or validation_split "
-                                 "(it never watches the test data)")
-        if on_epoch_end is not None and not callable(on_epoch_end):
-            raise TypeError("on_epoch_end must be callable")
-        if on_divergence not in ("stop", "warn"):
-            raise ValueError(f"on_divergence must be 'stop' or 'warn', got {on_divergence!r}")
+        plan = training.plan(
+            self, x, y, epochs=epochs, alpha=alpha, batch_size=batch_size, test_data=test_data,
+            validation_data=validation_data, validation_split=validation_split,
+            eval_every=eval_every, shuffle=shuffle, early_stopping=early_stopping,
+            on_divergence=on_divergence, progress=progress, on_epoch_end=on_epoch_end)
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this Network is already training in another thread")
         try:
-            return self._fit(x, y, epochs, alpha, batch_size, test_data, validation_data,
-                             eval_every, bool(shuffle), early_stopping, on_divergence, progress,
-                             on_epoch_end)
+            return training.run(self, plan)
         finally:
             self._training.release()
 
-    def _fit(self, x, y, epochs, alpha, batch_size, test_data, validation_data, eval_every,
-             shuffle, early_stopping, on_divergence, progress, on_epoch_end):
-        history = self.history_ = History(
-            dict(epochs=epochs, alpha=alpha, batch_size=batch_size, n_train=len(x),
-                 eval_every=eval_every, shuffle=shuffle, book=self.book, dropout=self.dropout,
-                 loss=self.loss, bias=self.bias,
-                 n_validation=None if validation_data is None else len(validation_data[1])))
-        datasets = {prefix: data for prefix, data in (("val", validation_data),
-                                                       ("test", test_data)) if data is not None}
-
-        def as_rows(keep_zeros):
-            """Every data set as the kernels read it: sparse rows, built once per fit."""
-            return (sparse_rows(x, self.dtype, keep_zeros),
-                    {prefix: (sparse_rows(inputs, self.dtype, keep_zeros), labels)
-                     for prefix, (inputs, labels) in datasets.items()})
-
-        train, evaluations = as_rows(False)
-        # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
-        # is NaN); to print what they print, book mode redoes a diverging epoch that way.
-        dense, replay = False, self.book and on_divergence == "warn"
-        order = np.arange(len(x), dtype=np.int64)
-        keep = 1.0 - self.dropout
-        loss_code = LOSSES[self.loss]
-        # the parameters of the last finite epoch, restored if training diverges
-        backup = [np.empty_like(p) for p in self._parameters]
-        best = [np.empty_like(p) for p in self._parameters] if early_stopping else None
-        if early_stopping is not None:
-            early_stopping.reset()
-        display = EpochProgress(epochs) if progress and epochs else None
-        recorded = True  # the parameters are those of the last epoch in the history
-        try:
-            for epoch in range(epochs):
-                _copy_all(backup, self._parameters)
-                recorded = False
-                if shuffle:
-                    order = np.random.Generator(self._bit_generator).permutation(len(x))
-                stream = self._bit_generator.state if replay and not dense else None
-                while True:
-                    error, correct, _, finite = _kernels.train_epoch(
-                        *train, y, order, *self._parameters, alpha, batch_size, self.book, keep,
-                        self._bit_generator, loss_code, self.bias, dense, self._n_threads)
-                    if finite or stream is None:
-                        break
-                    _copy_all(self._parameters, backup)
-                    self._bit_generator.state = stream
-                    dense, stream = True, None
-                    train, evaluations = as_rows(True)
-                if not finite and on_divergence == "warn":
-                    if history.stop_message is None:
-                        history.stop_message = (
-                            f"training diverged at epoch {epoch} (alpha={alpha}): a weight or "
-                            f"the error stopped being finite; going on as asked")
-                        warnings.warn(history.stop_message, RuntimeWarning, stacklevel=3)
-                elif not finite:
-                    _copy_all(self._parameters, backup)
-                    history.stop_reason = "diverged"
-                    kept = f"the end of epoch {epoch - 1}" if epoch else "before this fit"
-                    history.stop_message = (
-                        f"training diverged at epoch {epoch} (alpha={alpha}): a weight or the "
-                        f"error stopped being finite; the network keeps its weights from {kept}")
-                    warnings.warn(history.stop_message, RuntimeWarning, stacklevel=3)
-                    return history
-                metrics = {"error": error / len(x), "accuracy": correct / len(x)}
-                if epoch % eval_every == 0 or epoch == epochs - 1:
-                    for prefix, (rows, labels) in evaluations.items():
-                        metrics[f"{prefix}_error"], metrics[f"{prefix}_accuracy"] = (
-                            self._evaluate(rows, labels, dense))
-                history.append(epoch, **metrics)
-                recorded = True
-                stop = False
-                if early_stopping is not None and "val_error" in metrics:
-                    stop = early_stopping.update(epoch, metrics[early_stopping.monitor])
-                    if early_stopping.best_epoch == epoch:
-                        _copy_all(best, self._parameters)
-                if display is not None:
-                    display.update(history.record())
-                if on_epoch_end is not None:
-                    on_epoch_end(history.record())
-                if stop:
-                    history.stop_reason = "early_stopping"
-                    history.stop_message = early_stopping.reason
-                    break
-            else:
-                history.stop_reason = "completed"
-        except KeyboardInterrupt:
-            # a signal is acted on when the kernel returns: an epoch may have finished
-            # without being recorded; go back to the last recorded one
-            if not recorded:
-                _copy_all(self._parameters, backup)
-            history.stop_reason = "interrupted"
-            history.stop_message = (f"interrupted; the network keeps the weights of epoch "
-                                    f"{history.epoch[-1]}" if history.epoch else
-                                    "interrupted before the first epoch ended")
-            raise
-        finally:
-            if display is not None:
-                display.close()
-        if early_stopping is not None:
-            history.best_epoch = early_stopping.best_epoch
-            history.stopped_epoch = early_stopping.stopped_epoch
-            if early_stopping.restore_best_weights and early_stopping.best_epoch is not None:
-                _copy_all(self._parameters, best)
-        return history
-
     # -- inference --------------------------------------------------------------------------
+
+    # what the training loop (grokreg.training) reads of the network
+    _kernels = _kernels
+
+    @property
+    def _loss_code(self):
+        return LOSSES[self.loss]
+
+    def _sparse_rows(self, x, keep_zeros=False):
+        return sparse_rows(x, self.dtype, keep_zeros)
 
     def _evaluate(self, rows, y, dense=False):
         error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss],
@@ -453,6 +319,16 @@ class Network:
         return outputs
 
     # -- persistence ------------------------------------------------------------------------
+
+    def __getstate__(self):
+        # the lock guards a fit in progress in this process: a copy starts unlocked
+        state = self.__dict__.copy()
+        del state["_training"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._training = threading.Lock()
 
     def save(self, path):
         """Write the network to an ``.npz`` file (layout: ``grokreg._serialization``).

@@ -261,7 +261,7 @@ def test_constructor_refuses(options, error, message):
     ("pixels", Y, {}, TypeError, "x must be an array"),
     (X, np.array([0, 1, 2, 10]), {}, ValueError, r"0\.\.9"),
     (X, np.array([0, 1, 2, -1]), {}, ValueError, r"0\.\.9"),
-    (X, Y.astype(float), {}, TypeError, "integer"),
+    (X, Y + 0.5, {}, TypeError, "integer class labels, got dtype float64 with non-integer"),
     (X, np.full((4, 10), 0.1), {}, ValueError, "one-hot"),
     (X, np.ones((4, 10)), {}, ValueError, "one-hot"),
     (X, np.eye(9)[Y], {}, ValueError, "10 columns"),
