@@ -66,7 +66,13 @@ def _from_json(value):
 
 
 def save(net, path):
-    path = os.fspath(path)
+    with atomic_write(path) as f:
+        write(net, f)
+    return os.fspath(path)
+
+
+def write(net, file):
+    """Write net's .npz to a binary file object."""
     config = dict(hidden=net.hidden, n_inputs=net.n_inputs, n_outputs=net.n_outputs,
                   dropout=net.dropout, book=net.book, dtype=net.dtype.name, loss=net.loss,
                   bias=net.bias)
@@ -77,9 +83,7 @@ def save(net, path):
         rng_state=np.array(json.dumps(_jsonable(net._bit_generator.state))),
         **dict(zip(ARRAYS, net._parameters)),
     )
-    with atomic_write(path) as f:
-        np.savez(f, **members)
-    return path
+    np.savez(file, **members)
 
 
 def _header(archive, key, path):
@@ -149,10 +153,12 @@ def _check_config(config, archive, path):
                              f"describes {shape}")
 
 
-def load(cls, path):
-    path = os.fspath(path)
+def load(cls, path, name=None):
+    """Read a network from path (or a binary file object; name then says what it is)."""
+    source = path
+    path = os.fspath(path) if name is None else name
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(source)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except (UNREADABLE + (ValueError,)) as exc:

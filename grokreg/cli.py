@@ -1,29 +1,53 @@
-"""Command line: ``grokreg reproduce overfit|dropout|batch|early-stopping|all [--book] ...``."""
-import argparse
-import sys
+"""Command line: ``grokreg reproduce|data|sweep ...`` (``grokreg --help``).
 
+Tables go to stdout, progress and messages to stderr. A refusal exits with status 2 after a
+short usage line and an error naming the flag and what it expects, as argparse does for the
+arguments it checks itself; errors found later (a data directory without its files, more
+images than the data hold) are reported the same way, under the flag that set the value.
+"""
+import argparse
 import hashlib
+import math
 import os
+import sys
+import warnings
 
 import numpy as np
 
+from . import progress as _progress
 from ._version import __version__
 from .data import load_idx_dataset
-from .recipes import EXPERIMENTS, compare, comparison_table, reproduce
+from .recipes import EXPERIMENTS, compare, comparison_table, reproduce, reproduce_ensemble
+
+EXPERIMENT_CHOICES = [*EXPERIMENTS, "ensemble", "all"]
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+def _integer(minimum, maximum=None, why=""):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}{why}")
+        return value
+    return parse
+
+
+def _learning_rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _subcommand(commands, name, arguments, **options):
+    """A subcommand whose refusals show a one-line usage, not argparse's full list."""
+    return commands.add_parser(name, usage=f"%(prog)s {arguments}", **options)
 
 
 def build_parser():
@@ -32,29 +56,36 @@ def build_parser():
         description="Grokking Deep Learning, chapter 8: regularization and batching.",
     )
     parser.add_argument("--version", action="version", version=f"grokreg {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "reproduce",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = _subcommand(
+        commands, "reproduce", "EXPERIMENT [options]",
         help="run one of the book's experiments and print its table",
         description="Run one of the book's experiments, printing its table on stdout "
         "(progress goes to stderr). "
         + " ".join(f"{e.name}: {e.summary}." for e in EXPERIMENTS.values())
+        + " ensemble: the overfit network trained --networks times with independent seeds, "
+        "and their average (section 8.8: dropout works because ensembling works)."
         + " all: every experiment in both modes, and one comparison table.",
     )
-    run.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    run.add_argument("experiment", choices=EXPERIMENT_CHOICES, metavar="EXPERIMENT",
+                     help=f"one of {', '.join(EXPERIMENT_CHOICES)}")
     run.add_argument("--book", action="store_true",
                      help="the book's arithmetic and random stream: prints the book's table exactly")
-    run.add_argument("--seed", type=_non_negative_int, default=1, help="random seed (default 1)")
-    run.add_argument("--hidden", type=_positive_int, help="hidden units (default: the book's)")
-    run.add_argument("--alpha", type=float, help="learning rate (default: the book's, "
+    run.add_argument("--seed", type=_integer(0, 2**32 - 1), default=1,
+                     help="random seed (default 1)")
+    run.add_argument("--hidden", type=_integer(1), help="hidden units (default: the book's)")
+    run.add_argument("--alpha", type=_learning_rate, help="learning rate (default: the book's, "
                      "or its batch-mean equivalent 0.1 for 'batch' without --book)")
-    run.add_argument("--epochs", type=_non_negative_int, help="epochs (default: the book's)")
-    run.add_argument("--n-train", type=_positive_int, default=1000,
+    run.add_argument("--epochs", type=_integer(1, why=" (0 would train nothing)"),
+                     help="epochs (default: the book's)")
+    run.add_argument("--n-train", type=_integer(1), default=1000,
                      help="training images, the first ones of the set (default 1000)")
-    run.add_argument("--n-test", type=_positive_int, default=10000,
+    run.add_argument("--n-test", type=_integer(1), default=10000,
                      help="test images (default 10000)")
-    run.add_argument("--eval-every", type=_positive_int, default=10,
+    run.add_argument("--eval-every", type=_integer(1), default=10,
                      help="print a line every this many epochs (default 10)")
+    run.add_argument("--networks", type=_integer(2, 1000), default=5,
+                     help="ensemble: how many networks (default 5)")
     run.add_argument("--data-dir", help="directory with the four MNIST IDX files "
                      "(default: $GROKREG_DATA, else the subset embedded in grokreg)")
     run.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -66,25 +97,63 @@ def build_parser():
                           help="show progress on stderr (default: when stderr is a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
 
-    data = commands.add_parser(
-        "data", help="download, verify or describe a data directory",
+    data = _subcommand(
+        commands, "data", "ACTION [options]",
+        help="download, verify or describe a data directory",
         description="download: fetch the four MNIST files into the cache (or --data-dir), "
         "checking each before it is kept. verify: check the MNIST files of a directory. "
         "info: describe any IDX data set laid out like MNIST.")
-    data.add_argument("action", choices=["download", "verify", "info"])
+    data.add_argument("action", choices=["download", "verify", "info"], metavar="ACTION",
+                      help="download, verify or info")
     data.add_argument("--data-dir", help="the directory (default: $GROKREG_DATA, else "
                       "$XDG_CACHE_HOME/grokreg/mnist or ~/.cache/grokreg/mnist)")
-    data.add_argument("--timeout", type=float, default=30.0,
+    data.add_argument("--timeout", type=_learning_rate, default=30.0,
                       help="download: seconds a connection may wait (default 30)")
     data.add_argument("--prefix", default="", help="info: file name prefix (EMNIST: emnist-digits-)")
     data.add_argument("--test-name", default="t10k", help="info: name of the test split (EMNIST: test)")
+
+    from .sweep import add_arguments  # the sweep's flags live beside the sweep
+
+    add_arguments(_subcommand(
+        commands, "sweep", "[--grid NAME=V1,V2 ...] [--out FILE] [options]",
+        help="train a grid of hyper-parameters with several seeds, locally or on Dask",
+        description="Train every combination of the --grid values (the chapter's "
+        "hyper-parameters) with --seeds seeds each, in local threads, on a local Dask cluster "
+        "(--workers) or on an existing one (--scheduler), and print the mean and spread of "
+        "the validation and test accuracy per setting. Each finished run is appended to "
+        "--out as it arrives; --resume skips the runs already there."))
+    parser.commands = commands.choices
     return parser
+
+
+class CommandLineError(Exception):
+    """A refusal to report under a flag (or None: no single flag)."""
+
+    def __init__(self, flag, message):
+        super().__init__(message)
+        self.flag = flag
+
+
+# the parameters of grokreg's functions that a flag sets, where the names differ in more than
+# '_' for '-'
+FLAGS = {"test_name": "--test-name"}
+
+
+def _as_command_line_error(exc):
+    """An exception that names a parameter (grokreg._validation.argument_error) as a flag's."""
+    argument = getattr(exc, "argument", None)
+    if argument is None:
+        return None
+    return CommandLineError(FLAGS.get(argument, "--" + argument.replace("_", "-")), exc.problem)
 
 
 def _data(args):
     from .download import default_cache_dir, download_mnist, verify_mnist
 
     directory = args.data_dir or default_cache_dir()
+    if args.action != "download" and not os.path.isdir(directory):
+        raise CommandLineError("--data-dir", f"{directory} does not exist: run `grokreg data "
+                               f"download` first (it fills it), or give --data-dir DIR")
     if args.action == "download":
         download_mnist(directory, timeout=args.timeout)
         print(f"MNIST is in {directory}")
@@ -115,18 +184,38 @@ def _data(args):
     return 0
 
 
-def _reproduce_all(args, progress):
-    ignored = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
-               if getattr(args, name) not in (None, False)]
-    if ignored or args.dtype != "float64":
-        raise ValueError(f"'reproduce all' runs the book's settings in both modes; "
-                         f"drop {', '.join(ignored) or '--dtype'}")
-    if args.plot:  # fail before the long runs, not after
-        from .plots import _pyplot
+def _plot_directory(path):
+    """Make the --plot folder now, so that a bad path fails before the long runs."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CommandLineError("--plot", f"{path} exists and is not a folder: name a folder "
+                               f"for the figures (it is created if missing)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise CommandLineError("--plot", f"cannot create the folder {path} ({exc.strerror})")
+    if not os.access(path, os.W_OK):
+        raise CommandLineError("--plot", f"the folder {path} is not writable")
+    from .plots import _pyplot
 
+    try:
         _pyplot()
+    except ImportError as exc:
+        raise CommandLineError("--plot", str(exc)) from None
+
+
+def _reproduce_all(args, progress):
+    fixed = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
+             if getattr(args, name) not in (None, False)]
+    if args.dtype != "float64":
+        fixed.append("--dtype")
+    if fixed:
+        raise CommandLineError(fixed[0], f"'reproduce all' runs the book's settings in both "
+                               f"modes; drop {' and '.join(fixed)}")
+    if args.plot:
+        _plot_directory(args.plot)
     runs = compare(seed=args.seed, n_train=args.n_train, n_test=args.n_test,
-                   eval_every=args.eval_every, data_dir=args.data_dir, progress=progress)
+                   eval_every=args.eval_every, data_dir=args.data_dir, progress=progress,
+                   networks=args.networks)
     print(comparison_table(runs))
     if args.plot:
         from .plots import plot_comparison
@@ -135,23 +224,49 @@ def _reproduce_all(args, progress):
             print(f"wrote {path}", file=sys.stderr)
 
 
+def _reproduce(args, progress):
+    if args.experiment == "all":
+        return _reproduce_all(args, progress)
+    if args.plot:
+        raise CommandLineError("--plot", "goes with 'reproduce all' (one figure per experiment)")
+    options = dict(book=args.book, seed=args.seed, hidden=args.hidden, alpha=args.alpha,
+                   epochs=args.epochs, n_train=args.n_train, n_test=args.n_test,
+                   eval_every=args.eval_every, data_dir=args.data_dir, dtype=args.dtype,
+                   progress=progress)
+    if args.experiment == "ensemble":
+        reproduce_ensemble(networks=args.networks, **options)
+    else:
+        reproduce(args.experiment, **options)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings in the command line's words: no source path, no code line."""
+    _progress.write(f"grokreg: warning: {message}", sys.stderr)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = parser.commands[args.command]
     progress = sys.stderr.isatty() if getattr(args, "progress", None) is None else args.progress
     try:
-        if args.command == "data":
-            return _data(args)
-        if args.experiment == "all":
-            _reproduce_all(args, progress)
-        else:
-            if args.plot:
-                raise ValueError("--plot goes with 'reproduce all'")
-            reproduce(args.experiment, book=args.book, seed=args.seed, hidden=args.hidden,
-                      alpha=args.alpha, epochs=args.epochs, n_train=args.n_train,
-                      n_test=args.n_test, eval_every=args.eval_every, data_dir=args.data_dir,
-                      dtype=args.dtype, progress=progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            if args.command == "data":
+                return _data(args)
+            if args.command == "sweep":
+                from .sweep import main as sweep
+
+                return sweep(args, progress)
+            _reproduce(args, progress)
+    except CommandLineError as exc:
+        command.error(f"argument {exc.flag}: {exc}" if exc.flag else str(exc))
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"grokreg: error: {exc}", file=sys.stderr)
+        error = _as_command_line_error(exc)
+        if error is not None:
+            command.error(f"argument {error.flag}: {error}")
+        command.print_usage(sys.stderr)
+        print(f"grokreg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("grokreg: interrupted", file=sys.stderr)

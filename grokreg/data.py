@@ -14,6 +14,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._validation import argument_error
+
 __all__ = ["read_idx", "load_mnist", "load_idx_dataset", "MNIST_FILES", "EMBEDDED_TRAIN_SIZE",
            "DATA_ENV"]
 
@@ -101,16 +103,30 @@ def _parse_idx(f, name, max_bytes):
     return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _find(directory, name):
+def _file_names(prefix="", train="train", test="t10k"):
+    return [f"{prefix}{split}-{kind}-idx{rank}-ubyte" for split in (train, test)
+            for kind, rank in (("images", 3), ("labels", 1))]
+
+
+def _wanted(names):
+    return (f"it should hold {', '.join(names)} (each raw or .gz); "
+            f"`grokreg data download --data-dir DIR` fetches MNIST's")
+
+
+def _find(directory, name, names):
     for candidate in (name + ".gz", name):
         path = os.path.join(directory, candidate)
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(f"{directory}: neither {name}.gz nor {name} found")
+    raise argument_error("data_dir", f"{directory!r} has no {name} (nor {name}.gz): "
+                         f"{_wanted(names)}", FileNotFoundError)
 
 
-def _embedded_dir():
-    return resources.files("grokreg") / "data"
+def data_source(data_dir=None):
+    """The directory to read (data_dir, else $GROKREG_DATA), or None for the embedded subset."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_ENV) or None
+    return None if data_dir is None else os.fspath(data_dir)
 
 
 def _read_embedded(name):
@@ -125,20 +141,23 @@ def _read_embedded(name):
     return _parse_idx(io.BytesIO(content), f"embedded {name}", len(content))
 
 
-def _check_count(value, name, available, source):
+def check_count(value, name, available, source, kept_back=""):
+    """value (an int, or None for all) of the available examples; source says where they
+    come from ("embedded" for the subset), kept_back what else is taken from the same set."""
     if value is None:
         return available
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+        raise argument_error(name, f"must be an int or None, got {type(value).__name__}",
+                             TypeError)
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise argument_error(name, f"must be >= 1, got {value}")
     if value > available:
-        hint = (
-            f"; pass data_dir= or set {DATA_ENV} to the full MNIST files"
-            if source == "embedded"
-            else ""
-        )
-        raise ValueError(f"{name}={value} but the {source} data hold {available}{hint}")
+        where = ("the MNIST subset embedded in grokreg" if source == "embedded"
+                 else f"the data in {source}")
+        hint = (f"; for more, use the full MNIST files: a data directory (`grokreg data "
+                f"download` fetches them) or ${DATA_ENV}" if source == "embedded" else "")
+        raise argument_error(name, f"must be at most {available}, got {value}: that is what "
+                             f"{where} holds{kept_back}{hint}")
     return int(value)
 
 
@@ -157,12 +176,15 @@ def load_idx_dataset(directory, *, prefix="", train="train", test="t10k", n_trai
         Images as stored (MNIST: uint8 of shape (N, 28, 28)), labels as int64 arrays (N,).
     """
     source = os.fspath(directory)
+    names = _file_names(prefix, train, test)
     if not os.path.isdir(source):
-        raise FileNotFoundError(f"data_dir {source!r} is not a directory")
+        raise argument_error("data_dir", f"{source!r} is not a directory: {_wanted(names)}",
+                             FileNotFoundError)
     arrays = {}
     for split in (train, test):
         for kind, rank in (("images", 3), ("labels", 1)):
-            arrays[split, kind] = read_idx(_find(source, f"{prefix}{split}-{kind}-idx{rank}-ubyte"))
+            name = f"{prefix}{split}-{kind}-idx{rank}-ubyte"
+            arrays[split, kind] = read_idx(_find(source, name, names))
     return _pair(arrays[train, "images"], arrays[train, "labels"], arrays[test, "images"],
                  arrays[test, "labels"], source, n_train, n_test)
 
@@ -174,8 +196,8 @@ def _pair(x_train, y_train, x_test, y_test, source, n_train, n_test):
                 f"{source}: {split} images {images.shape} and labels {labels.shape} do not pair")
         if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
             raise ValueError(f"{source}: {split} labels must be non-negative integers")
-    n_train = _check_count(n_train, "n_train", len(y_train), source)
-    n_test = _check_count(n_test, "n_test", len(y_test), source)
+    n_train = check_count(n_train, "n_train", len(y_train), source)
+    n_test = check_count(n_test, "n_test", len(y_test), source)
     return ((x_train[:n_train], y_train[:n_train].astype(np.int64)),
             (x_test[:n_test], y_test[:n_test].astype(np.int64)))
 
@@ -206,8 +228,7 @@ def load_mnist(data_dir=None, *, n_train=None, n_test=None, download=False):
         from .download import download_mnist
 
         data_dir = download_mnist(data_dir)
-    if data_dir is None:
-        data_dir = os.environ.get(DATA_ENV) or None
+    data_dir = data_source(data_dir)
     if data_dir is not None:
         return load_idx_dataset(data_dir, n_train=n_train, n_test=n_test)
     arrays = [_read_embedded(name) for name in MNIST_FILES.values()]

@@ -1,18 +1,20 @@
 """The book's chapter 8 experiments, as data, and the functions that run them."""
 import io
-import os
 import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DATA_ENV, _check_count, load_mnist
+from . import progress as _progress
+from ._validation import argument_error
+from .data import check_count, data_source, load_mnist
 from .history import book_line
 from .network import Network
 from .regularization import EarlyStopping
 
-__all__ = ["Experiment", "EXPERIMENTS", "reproduce", "compare", "comparison_table"]
+__all__ = ["Experiment", "EXPERIMENTS", "reproduce", "reproduce_ensemble", "compare",
+           "comparison_table"]
 
 #: the early-stopping experiment's validation set: the next images after the training set
 VALIDATION_SIZE = 1000
@@ -64,6 +66,33 @@ EXPERIMENTS = {
 }
 
 
+def _mode(book):
+    return "book" if book else "correct"
+
+
+def _experiment_data(name, experiment, data_dir, n_train, n_test):
+    """The experiment's training (and validation) and test images, checked against what the
+    data hold; the network's sizes come from the whole data set, whatever slice is used."""
+    n_validation = VALIDATION_SIZE if experiment.monitor else 0
+    data_dir = data_source(data_dir)
+    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
+    source = "embedded" if data_dir is None else data_dir
+    sizes = dict(n_inputs=int(np.prod(x_train.shape[1:])),
+                 n_outputs=int(max(y_train.max(), y_test.max())) + 1)
+    kept_back = (f", less the {n_validation} images the {name} experiment keeps for "
+                 f"validation" if n_validation else "")
+    n_train = check_count(n_train, "n_train", len(y_train) - n_validation, source, kept_back)
+    n_test = check_count(n_test, "n_test", len(y_test), source)
+    if n_train < experiment.batch_size:
+        raise argument_error("n_train", f"must be at least {experiment.batch_size}, got "
+                             f"{n_train}: the {name} experiment trains in batches of "
+                             f"{experiment.batch_size} (the book's program would train "
+                             f"nothing on {n_train} images)")
+    train = x_train[:n_train], y_train[:n_train]
+    validation = x_train[n_train:n_train + n_validation], y_train[n_train:n_train + n_validation]
+    return train, validation if n_validation else None, (x_test[:n_test], y_test[:n_test]), sizes
+
+
 def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None, n_train=1000,
               n_test=10000, eval_every=10, data_dir=None, dtype="float64", out=None,
               progress=False):
@@ -73,7 +102,8 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
     None takes the experiment's own value. Lines are printed at epochs where
     ``epoch % eval_every == 0`` (and the last epoch for ``overfit``), in the book's format.
     The early-stopping experiment evaluates its validation set every epoch, prints lines as
-    ``overfit`` does (with the validation metrics) and ends with a summary line.
+    ``overfit`` does (with the validation metrics) and ends with a summary line. progress
+    shows a bar on stderr naming the experiment and mode; the lines never garble it.
 
     Returns
     -------
@@ -83,27 +113,14 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     experiment = EXPERIMENTS[name]
     out = sys.stdout if out is None else out
-    n_validation = VALIDATION_SIZE if experiment.monitor else 0
-    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
-    source = "embedded" if data_dir is None and not os.environ.get(DATA_ENV) else "data_dir's"
-    # the network's shape comes from the whole data set, whatever slice of it is used
-    n_inputs = int(np.prod(x_train.shape[1:]))
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    n_train = _check_count(n_train, f"n_train (+{n_validation} for validation)" if n_validation
-                           else "n_train", len(y_train) - n_validation, source)
-    n_test = _check_count(n_test, "n_test", len(y_test), source)
-    if n_train < experiment.batch_size:
-        raise ValueError(f"the {name} experiment trains in batches of {experiment.batch_size}: "
-                         f"n_train must be at least that (the book's program would train "
-                         f"nothing on {n_train} images)")
-    x_train, y_train = x_train[:n_train + n_validation], y_train[:n_train + n_validation]
-    x_test, y_test = x_test[:n_test], y_test[:n_test]
+    (x_train, y_train), validation, test, sizes = _experiment_data(name, experiment, data_dir,
+                                                                   n_train, n_test)
     net = Network(experiment.hidden if hidden is None else hidden, dropout=experiment.dropout,
-                  seed=seed, book=book, dtype=dtype, n_inputs=n_inputs, n_outputs=n_classes)
+                  seed=seed, book=book, dtype=dtype, **sizes)
     epochs = experiment.epochs if epochs is None else epochs
     options = {}
     if experiment.monitor:
-        options = dict(validation_data=(x_train[n_train:], y_train[n_train:]),
+        options = dict(validation_data=validation,
                        early_stopping=EarlyStopping(experiment.monitor,
                                                     patience=experiment.patience),
                        eval_every=1)
@@ -111,12 +128,13 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
     def print_line(record):
         last = record["epoch"] == epochs - 1
         if record["epoch"] % eval_every == 0 or (last and experiment.print_last):
-            print(book_line(record, experiment.test_first), file=out, flush=True)
+            _progress.write(book_line(record, experiment.test_first), out)
 
-    history = net.fit(x_train[:n_train], y_train[:n_train], epochs=epochs,
+    history = net.fit(x_train, y_train, epochs=epochs,
                       alpha=experiment.alpha(book) if alpha is None else alpha,
-                      batch_size=experiment.batch_size, test_data=(x_test, y_test),
-                      eval_every=options.pop("eval_every", eval_every), progress=progress,
+                      batch_size=experiment.batch_size, test_data=test,
+                      eval_every=options.pop("eval_every", eval_every),
+                      progress=f"{name}, {_mode(book)} mode" if progress else False,
                       on_epoch_end=print_line,
                       # the book's programs print on through nan; the correct model stops
                       on_divergence="warn" if book else "stop", **options)
@@ -126,39 +144,118 @@ def reproduce(name, *, book=False, seed=1, hidden=None, alpha=None, epochs=None,
             how = f"stopped after epoch {history.stopped_epoch}"
         else:
             how = f"trained all {epochs} epochs"
-        test_error, test_accuracy = net.evaluate(x_test, y_test)
+        test_error, test_accuracy = net.evaluate(*test)
         print(f"Early stopping: {how}, best epoch {history.best_epoch} "
               f"({experiment.monitor}); restored weights Test-Err:{str(test_error)[0:5]} "
               f"Test-Acc:{test_accuracy}", file=out, flush=True)
     return net, history
 
 
+def _best(history):
+    """(best test accuracy, its epoch) over the evaluated epochs."""
+    epochs, accuracies = history.evaluated("test_accuracy")
+    best = max(range(len(accuracies)), key=accuracies.__getitem__)
+    return accuracies[best], epochs[best]
+
+
+def reproduce_ensemble(*, networks=5, book=False, seed=1, hidden=None, alpha=None, epochs=None,
+                       n_train=1000, n_test=10000, eval_every=10, data_dir=None,
+                       dtype="float64", out=None, progress=False):
+    """Section 8.8, "dropout works because ensembling works", in numbers.
+
+    The overfit experiment's network (no dropout) is trained ``networks`` times with
+    independent seeds (book mode: seed, seed + 1, ...; network 1 is the book's own), in
+    parallel threads; then one network of the dropout experiment (100 hidden units, 50%
+    dropout) for as many epochs. Prints, as a Markdown table, each network's test accuracy,
+    their mean, the ensemble's (the average of their outputs) and the dropout network's.
+
+    Returns
+    -------
+    dict with ``ensemble`` (Ensemble), ``dropout`` (Network), ``rows`` (the table's rows as
+    dicts), ``table`` (its text), ``test`` (the test data) and ``train_accuracy`` (the
+    ensemble's on its training images)
+    """
+    from .ensemble import Ensemble
+
+    experiment = EXPERIMENTS["overfit"]
+    out = sys.stdout if out is None else out
+    train, _, test, sizes = _experiment_data("ensemble", experiment, data_dir, n_train, n_test)
+    epochs = experiment.epochs if epochs is None else epochs
+    hidden = experiment.hidden if hidden is None else hidden
+    alpha = experiment.alpha(book) if alpha is None else alpha
+    fit = dict(epochs=epochs, alpha=alpha, test_data=test, eval_every=eval_every,
+               on_divergence="warn" if book else "stop")
+    ensemble = Ensemble(networks, hidden, seed=seed, book=book, dtype=dtype, **sizes)
+    ensemble.fit(*train, progress=f"ensemble of {networks}, {_mode(book)} mode" if progress
+                 else False, **fit)
+    dropout_experiment = EXPERIMENTS["dropout"]
+    dropout = Network(dropout_experiment.hidden, dropout=dropout_experiment.dropout, seed=seed,
+                      book=book, dtype=dtype, **sizes)
+    dropout.fit(*train, progress=f"dropout network, {_mode(book)} mode" if progress else False,
+                **fit)
+    rows = []
+    for index, (net, history) in enumerate(zip(ensemble.networks, ensemble.histories_)):
+        best, best_epoch = _best(history)
+        rows.append(dict(model=f"network {index + 1}", hidden=hidden, dropout=0.0,
+                         test_accuracy=net.score(*test), best=best, best_epoch=best_epoch))
+    mean = float(np.mean([row["test_accuracy"] for row in rows]))
+    rows.append(dict(model=f"mean of the {networks} networks", hidden=hidden, dropout=0.0,
+                     test_accuracy=mean, best=None, best_epoch=None))
+    rows.append(dict(model=f"ensemble: their outputs averaged", hidden=hidden, dropout=0.0,
+                     test_accuracy=ensemble.score(*test), best=None, best_epoch=None))
+    best, best_epoch = _best(dropout.history_)
+    rows.append(dict(model="one network with dropout", hidden=dropout.hidden,
+                     dropout=dropout.dropout, test_accuracy=dropout.score(*test), best=best,
+                     best_epoch=best_epoch))
+    lines = [f"Ensembling ({_mode(book)} mode): {networks} networks {sizes['n_inputs']}-{hidden}-"
+             f"{sizes['n_outputs']} trained {epochs} epochs on {len(train[1])} images with "
+             f"independent seeds, tested on {len(test[1])}", "",
+             "| model | hidden | dropout | test accuracy, last epoch | best test accuracy (epoch) |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        best = "" if row["best"] is None else f"{row['best']:.4f} ({row['best_epoch']})"
+        lines.append(f"| {row['model']} | {row['hidden']} | {row['dropout']:g} | "
+                     f"{row['test_accuracy']:.4f} | {best} |")
+    table = "\n".join(lines)
+    print(table, file=out, flush=True)
+    return dict(ensemble=ensemble, dropout=dropout, rows=rows, table=table, test=test,
+                train_accuracy=ensemble.score(*train))
+
+
 def compare(*, seed=1, n_train=1000, n_test=10000, eval_every=10, data_dir=None,
-            progress=False, out=None):
-    """Run every experiment in book and default mode; returns one summary dict per run.
+            progress=False, out=None, networks=5):
+    """Run every experiment, and the ensemble of ``networks``, in book and default mode;
+    returns one summary dict per run.
 
     Each run's table is printed to ``out`` (default: nowhere).
     """
     sink = out if out is not None else io.StringIO()
     runs = []
-    for name in EXPERIMENTS:
+    common = dict(seed=seed, n_train=n_train, n_test=n_test, eval_every=eval_every,
+                  data_dir=data_dir, out=sink, progress=progress)
+    for name in [*EXPERIMENTS, "ensemble"]:
         for book in (True, False):
-            print(f"# {name}, {'book' if book else 'correct'} mode", file=sink)
+            print(f"# {name}, {_mode(book)} mode", file=sink)
             started = time.perf_counter()
-            net, history = reproduce(name, book=book, seed=seed, n_train=n_train, n_test=n_test,
-                                     eval_every=eval_every, data_dir=data_dir, out=sink,
-                                     progress=progress)
-            seconds = time.perf_counter() - started
-            epochs, accuracies = history.evaluated("test_accuracy")
-            best = max(range(len(accuracies)), key=accuracies.__getitem__)
-            final = history.evaluated("test_accuracy")[1][-1]
-            if EXPERIMENTS[name].monitor:  # the restored network is the result
-                final = history.history["test_accuracy"][history.epoch.index(history.best_epoch)]
-            runs.append(dict(experiment=name, mode="book" if book else "correct",
-                             best_test_accuracy=accuracies[best], best_epoch=epochs[best],
-                             final_test_accuracy=final,
-                             final_train_accuracy=history.history["accuracy"][-1],
-                             epochs=len(history), seconds=seconds, history=history))
+            if name == "ensemble":
+                result = reproduce_ensemble(networks=networks, book=book, **common)
+                history = result["dropout"].history_
+                run = dict(best_test_accuracy=None, best_epoch=None,
+                           final_test_accuracy=result["ensemble"].score(*result["test"]),
+                           final_train_accuracy=result["train_accuracy"],
+                           histories=result["ensemble"].histories_, history=history)
+            else:
+                net, history = reproduce(name, book=book, **common)
+                best, best_epoch = _best(history)
+                final = history.evaluated("test_accuracy")[1][-1]
+                if EXPERIMENTS[name].monitor:  # the restored network is the result
+                    final = history.history["test_accuracy"][
+                        history.epoch.index(history.best_epoch)]
+                run = dict(best_test_accuracy=best, best_epoch=best_epoch,
+                           final_test_accuracy=final,
+                           final_train_accuracy=history.history["accuracy"][-1], history=history)
+            runs.append(dict(experiment=name, mode=_mode(book), epochs=len(history),
+                             seconds=time.perf_counter() - started, **run))
     return runs
 
 
@@ -170,12 +267,13 @@ def comparison_table(runs):
         "|---|---|---|---|---|---|---|",
     ]
     for run in runs:
+        best = ("" if run["best_test_accuracy"] is None else
+                f"{run['best_test_accuracy']:.4f} ({run['best_epoch']})")
         lines.append(
-            f"| {run['experiment']} | {run['mode']} | {run['best_test_accuracy']:.4f} "
-            f"({run['best_epoch']}) | {run['final_test_accuracy']:.4f} | "
+            f"| {run['experiment']} | {run['mode']} | {best} | {run['final_test_accuracy']:.4f} | "
             f"{run['final_train_accuracy']:.3f} | {run['epochs']} | {run['seconds']:.1f} s |")
     lines.append("")
     lines.append("final test acc: at the last epoch, or for early-stopping the restored best "
-                 "epoch; best test acc is for reference only (choosing on it would be choosing "
-                 "on the test set).")
+                 "epoch, or for ensemble the averaged outputs of its networks; best test acc is "
+                 "for reference only (choosing on it would be choosing on the test set).")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """The IDX reader on good and broken files, and load_mnist's sources."""
 import gzip
+import re
 import struct
 
 import numpy as np
@@ -126,7 +127,8 @@ def test_load_mnist_from_a_directory_or_the_environment(tiny_dir, monkeypatch):
     monkeypatch.setenv(data.DATA_ENV, str(directory))
     (x_train, _), _ = grokreg.load_mnist()
     assert len(x_train) == 6
-    with pytest.raises(ValueError, match="n_train=7"):
+    with pytest.raises(ValueError, match=f"n_train must be at most 6, got 7: that is what the "
+                       f"data in {re.escape(str(directory))} holds$"):
         grokreg.load_mnist(n_train=7)
 
 

@@ -65,7 +65,7 @@ def test_progress_goes_to_stderr_only(run_reference):
     (["overfit", "--hidden", "0"], "must be >= 1"),
     (["nonsense"], "invalid choice"),
     (["overfit", "--data-dir", "/nonexistent"], "not a directory"),
-    (["batch", "--n-train", "50"], "n_train must be at least that"),
+    (["batch", "--n-train", "50"], "argument --n-train: must be at least 100, got 50"),
 ])
 def test_cli_reports_bad_arguments(arguments, message):
     result = subprocess.run(CLI + arguments, capture_output=True, text=True)

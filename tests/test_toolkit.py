@@ -326,7 +326,7 @@ def test_reproduce_all_prints_the_table_and_plots(tmp_path):
         [sys.executable, "-P", "-m", "grokreg", "reproduce", "all", "--n-train", "100",
          "--n-test", "300", "--plot", str(tmp_path)], capture_output=True, text=True, check=True)
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 9  # header and 4 experiments x 2 modes
+    assert len(rows) == 11  # header and 5 experiments x 2 modes
     assert [row.split(" | ")[1] for row in rows[1:3]] == ["book", "correct"]
     for name in grokreg.EXPERIMENTS:
         figure = tmp_path / f"{name}.png"
