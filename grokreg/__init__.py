@@ -7,10 +7,11 @@
 """
 from ._version import __version__
 from .data import load_idx_dataset, load_mnist, read_idx
+from .ensemble import Ensemble
 from .history import History
 from .network import Network
 from .recipes import EXPERIMENTS, reproduce
 from .regularization import EarlyStopping
 
-__all__ = ["__version__", "Network", "EarlyStopping", "History", "load_mnist",
+__all__ = ["__version__", "Network", "Ensemble", "EarlyStopping", "History", "load_mnist",
            "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]

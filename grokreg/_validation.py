@@ -110,7 +110,7 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     if not np.isfinite(converted).all():
         raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
     largest = converted.max()
-    if 1.5 < largest <= 255 and converted.min() >= 0 and (converted == np.round(converted)).all():
+    if 100 < largest <= 255 and converted.min() >= 0 and (converted == np.round(converted)).all():
         warn_user(f"{name} holds whole numbers up to {largest:g}: raw pixels? Floating-point "
                   f"inputs are used as given (uint8 pixels are scaled by 1/255); pass uint8 "
                   f"images or {name} / 255, or the network will hardly learn")

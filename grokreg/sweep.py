@@ -182,12 +182,22 @@ def _typed(row):
     return typed
 
 
+def _drop_partial_line(path):
+    """Cut a line that a stopped sweep left half-written, so that the next row starts anew."""
+    with open(path, "rb+") as f:
+        content = f.read()
+        if content and not content.endswith(b"\n"):
+            f.truncate(content.rfind(b"\n") + 1)
+
+
 class _Appender:
     """Appends rows to the output file, each written whole and flushed to disk."""
 
     def __init__(self, path):
         self.path, self.json = os.fspath(path), _is_json(path)
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if not new:
+            _drop_partial_line(self.path)
         self.file = open(self.path, "a", newline="", encoding="utf-8")
         if new and not self.json:
             self._write(",".join(KEY + RESULTS) + "\n")
@@ -419,6 +429,7 @@ def _dask_client(args):
                                "needs Dask: pip install 'grokreg[dask]'") from None
     if args.workers:
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1",
                                dashboard_address=None)
         return Client(cluster), cluster
     try:

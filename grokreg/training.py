@@ -6,11 +6,10 @@ runs it (``run``); ``grokreg.Ensemble`` and the scikit-learn estimator train thr
 ``Network.fit``, so every way of training shares this code.
 """
 from dataclasses import dataclass
-import warnings
 
 import numpy as np
 
-from ._validation import as_dataset, as_inputs, as_labels, check_int, check_real
+from ._validation import as_dataset, as_inputs, as_labels, check_int, check_real, warn_user
 from .history import History
 from .progress import EpochProgress
 from .regularization import EarlyStopping
@@ -210,5 +209,4 @@ def run(net, plan):
 
 
 def _warn(message):
-    # stacklevel 4: the caller of Network.fit (run <- Network.fit <- caller)
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
+    warn_user(message, RuntimeWarning)

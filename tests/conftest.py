@@ -77,3 +77,19 @@ def sparse_data():
     x = rng.random((40, 30)) * (rng.random((40, 30)) < 0.2)
     labels = rng.integers(0, 4, size=40)
     return x, labels
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask cluster of two worker processes on localhost (no dashboard), for the session."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(dask_cluster) as client:
+        yield client
