@@ -46,9 +46,11 @@ class Progress:
         self.total, self.description, self.unit, self.done = total, description, unit, 0
         self._status, self._drawn = "", ""
         tqdm = _tqdm()
+        # no rate and no unit in the bar, so that the bar and the status fit 80 columns
         self._bar = None if tqdm is None else tqdm(
             total=total, desc=description, unit=unit, unit_scale=unit_scale, file=self.stream,
-            leave=False, dynamic_ncols=True)
+            leave=False, dynamic_ncols=True,
+            bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
         with _lock:
             _shown.append(self)
 
@@ -116,6 +118,4 @@ class EpochProgress(Progress):
         super().__init__(total, description, unit="epoch", stream=stream)
 
     def update(self, record):
-        error = str(record["error"])[0:5]
-        super().update(1, f"I:{record['epoch']} Train-Err:{error} "
-                          f"Train-Acc:{record['accuracy']}")
+        super().update(1, f"train err {str(record['error'])[0:5]} acc {record['accuracy']}")

@@ -1,6 +1,7 @@
 """The book's chapter 8 experiments, as data, and the functions that run them."""
 import io
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -262,8 +263,7 @@ def compare(*, seed=1, n_train=1000, n_test=10000, eval_every=10, data_dir=None,
 def comparison_table(runs):
     """The runs of ``compare`` as a Markdown table."""
     lines = [
-        "| experiment | mode | best test acc (epoch) | final test acc | final train acc "
-        "| epochs | wall time |",
+        "| experiment | mode | best test (epoch) | final test | final train | epochs | time |",
         "|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -271,9 +271,11 @@ def comparison_table(runs):
                 f"{run['best_test_accuracy']:.4f} ({run['best_epoch']})")
         lines.append(
             f"| {run['experiment']} | {run['mode']} | {best} | {run['final_test_accuracy']:.4f} | "
-            f"{run['final_train_accuracy']:.3f} | {run['epochs']} | {run['seconds']:.1f} s |")
+            f"{run['final_train_accuracy']:.3f} | {run['epochs']} | {run['seconds']:.1f} |")
     lines.append("")
-    lines.append("final test acc: at the last epoch, or for early-stopping the restored best "
-                 "epoch, or for ensemble the averaged outputs of its networks; best test acc is "
-                 "for reference only (choosing on it would be choosing on the test set).")
+    lines += textwrap.wrap(
+        "Accuracies. final test: at the last epoch, or for early-stopping the restored best "
+        "epoch, or for ensemble the averaged outputs of its networks; best test is for "
+        "reference only (choosing on it would be choosing on the test set). Time: wall "
+        "seconds.", 78)
     return "\n".join(lines)

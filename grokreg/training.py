@@ -150,7 +150,7 @@ def run(net, plan):
                 if history.stop_message is None:
                     history.stop_message = (
                         f"training diverged at epoch {epoch} (alpha={plan.alpha}): a weight "
-                        f"or the error stopped being finite; going on as asked")
+                        f"or the error is not finite; going on as asked")
                     _warn(history.stop_message)
             elif not finite:
                 _copy_all(parameters, backup)
@@ -158,7 +158,7 @@ def run(net, plan):
                 history.stop_reason = "diverged"
                 history.stop_message = (
                     f"training diverged at epoch {epoch} (alpha={plan.alpha}): a weight or the "
-                    f"error stopped being finite")
+                    f"error is not finite")
                 kept = f"the end of epoch {epoch - 1}" if epoch else "before this fit"
                 break
             metrics = {"error": error / len(x), "accuracy": correct / len(x)}

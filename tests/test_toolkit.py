@@ -347,4 +347,4 @@ def test_comparison_table_layout():
     runs = [dict(experiment="overfit", mode="book", best_test_accuracy=0.8114, best_epoch=10,
                  final_test_accuracy=0.7073, final_train_accuracy=1.0, epochs=350, seconds=3.2)]
     table = grokreg.recipes.comparison_table(runs).splitlines()
-    assert table[2] == "| overfit | book | 0.8114 (10) | 0.7073 | 1.000 | 350 | 3.2 s |"
+    assert table[2] == "| overfit | book | 0.8114 (10) | 0.7073 | 1.000 | 350 | 3.2 |"
