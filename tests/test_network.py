@@ -291,3 +291,59 @@ def test_inference_refuses_bad_input(method):
     args = (X[:, :10],) if method in ("predict", "decision_function") else (X[:, :10], Y)
     with pytest.raises(ValueError, match="features"):
         getattr(net, method)(*args)
+
+
+def test_shuffling_works_where_numpys_default_integer_is_32_bit(small, monkeypatch):
+    """Windows with numpy 1.x: permutation() gives int32, which the kernels' order refuses."""
+    x, y, _, _ = small
+    expected = grokreg.Network(hidden=8, seed=4)
+    expected.fit(x, y, epochs=2, shuffle=True)
+    real = np.random.Generator
+
+    class Generator32(real):
+        def permutation(self, x):
+            return super().permutation(x).astype(np.int32)
+
+    monkeypatch.setattr(np.random, "Generator", Generator32)
+    net = grokreg.Network(hidden=8, seed=4)
+    net.fit(x, y, epochs=2, shuffle=True)
+    assert np.array_equal(net.weights_0_1, expected.weights_0_1)
+    order = np.arange(len(x), dtype=np.int64)
+    real(grokreg.Network(hidden=8, seed=4)._bit_generator).shuffle(order)
+    assert not np.array_equal(order, np.arange(len(x)))  # it did shuffle
+
+
+def blow_up_after(epoch, net, snapshots):
+    """An on_epoch_end that records each epoch's weights, and makes the epoch after `epoch`
+    diverge (weights of 1e200: the next example's squared error overflows)."""
+    def callback(record):
+        snapshots[record["epoch"]] = [p.copy() for p in net._parameters]
+        if record["epoch"] == epoch:
+            net.weights_1_2 = np.full(net.weights_1_2.shape, 1e200)
+    return callback
+
+
+def test_divergence_after_good_epochs_keeps_the_last_finite_epoch(small):
+    x, y, _, _ = small
+    net = grokreg.Network(hidden=8, seed=0)
+    snapshots = {}
+    with pytest.warns(RuntimeWarning, match="weights from the end of epoch 2$"):
+        history = net.fit(x, y, epochs=6, on_epoch_end=blow_up_after(2, net, snapshots))
+    assert history.stop_reason == "diverged" and history.epoch == [0, 1, 2]
+    assert np.array_equal(net.weights_0_1, snapshots[2][0])
+    assert (net.weights_1_2 == 1e200).all()  # as the end of epoch 2 left them
+
+
+def test_divergence_during_early_stopping_restores_the_best_epoch(small):
+    x, y, x_test, y_test = small
+    net = grokreg.Network(hidden=8, seed=0)
+    snapshots = {}
+    with pytest.warns(RuntimeWarning, match=r"its best epoch, (\d) \(restored by early stopping\)"):
+        history = net.fit(x, y, epochs=8, validation_data=(x_test, y_test),
+                          early_stopping=grokreg.EarlyStopping("val_error", patience=5),
+                          on_epoch_end=blow_up_after(3, net, snapshots))
+    assert history.stop_reason == "diverged" and history.epoch == [0, 1, 2, 3]
+    errors = history.history["val_error"]
+    assert history.best_epoch == int(np.argmin(errors)) and history.stopped_epoch is None
+    for restored, expected in zip(net._parameters, snapshots[history.best_epoch]):
+        assert np.array_equal(restored, expected)

@@ -292,6 +292,56 @@ def test_load_bounds_memory_of_a_lying_member(saved, tmp_path):
         Network.load(path)
 
 
+def huge_claims(saved, tmp_path):
+    """Small files that claim networks of 10**9 hidden units: in the config alone, and in the
+    config and a member's header (the data too short for it)."""
+    config = json.loads(str(saved["config"]))
+    lying_config = dict(saved, config=np.array(json.dumps(dict(config, hidden=10**9))))
+    first = write_npz(tmp_path / "config.npz", **lying_config)
+    second = write_npz(tmp_path / "header.npz", **lying_config)
+    header = np.lib.format.header_data_from_array_1_0(saved["weights_0_1"])
+    header["shape"] = (10, 10**9)
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, header)
+    with zipfile.ZipFile(second, "a") as archive:
+        archive.writestr("weights_0_1.npy", stream.getvalue() + saved["weights_0_1"].tobytes())
+    return first, second
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_load_refuses_a_huge_claim_before_allocating(saved, tmp_path):
+    """Under a 1 GiB address-space limit, a 1 KB file claiming 10**9 hidden units (80 GB of
+    weights) is refused with a ValueError, not a MemoryError or a crash."""
+    pytest.importorskip("resource")
+    paths = huge_claims(saved, tmp_path)
+    assert all(os.path.getsize(p) < 10_000 for p in paths)
+    code = ("import resource, sys\n"
+            "import grokreg\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "for path in sys.argv[1:]:\n"
+            "    try:\n"
+            "        grokreg.Network.load(path)\n"
+            "    except ValueError as exc:\n"
+            "        print(exc)\n")
+    result = subprocess.run([sys.executable, "-P", "-c", code, *map(str, paths)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("config describes a network of more than 268435456 parameters "
+                             "(10-1000000000-3)")
+    assert lines[1] == lines[0].replace("config.npz", "header.npz")
+
+
+def test_load_refuses_a_config_its_members_contradict(saved, tmp_path):
+    config = json.loads(str(saved["config"]))
+    path = write_npz(tmp_path / "bad.npz", **dict(
+        saved, config=np.array(json.dumps(dict(config, hidden=7)))))
+    with pytest.raises(ValueError, match=r"member 'weights_0_1' has shape \(10, 6\), but the "
+                                         r"config describes \(10, 7\)"):
+        Network.load(path)
+
+
 def test_save_is_atomic(data, tmp_path, monkeypatch):
     net = Network(6, seed=0)
     path = net.save(tmp_path / "net.npz")
