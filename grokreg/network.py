@@ -14,7 +14,8 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
         "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
     ) from exc
 from . import _serialization, training
-from ._validation import as_inputs, as_labels, check_dtype, check_int, check_real
+from ._validation import (argument_error, as_inputs, as_labels, check_dtype, check_int,
+                          check_real)
 
 __all__ = ["Network", "usable_cpus"]
 
@@ -145,11 +146,15 @@ class Network:
         shapes = (self.n_inputs, self.hidden), (self.hidden, self.n_outputs)
         if self.book:
             if self.dtype != np.float64:
-                raise ValueError("book mode computes in float64, as the book does")
+                raise argument_error("dtype", "must be float64 in book mode: the book computes "
+                                     "in float64")
             if self.dropout not in (0.0, 0.5):
-                raise ValueError(f"the book's dropout is 0.5 (or 0 for none), got {self.dropout}")
+                raise argument_error("dropout", f"must be 0.5 (or 0 for none) in book mode, "
+                                     f"the book's, got {self.dropout}")
             if self.loss != "mse" or self.bias:
-                raise ValueError("the book's network has loss='mse' and no biases")
+                raise argument_error("loss" if self.loss != "mse" else "bias",
+                                     "must be 'mse' with no biases in book mode: the book's "
+                                     "network has loss='mse' and no biases")
             if seed is not None:
                 seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
             legacy = np.random.RandomState(seed)
