@@ -1,10 +1,22 @@
-"""Figures of the chapter's story with matplotlib (an optional extra: ``pip install grokreg[plot]``)."""
+"""Figures of the chapter's story with matplotlib (an optional extra: ``pip install grokreg[plot]``).
+
+One figure per experiment of ``grokreg.recipes.compare``: accuracy and error per epoch in book
+mode, in correct mode, and both modes' test curves on the same axes; the best test epoch is
+marked everywhere. The early-stopping figure is zoomed to the epochs trained, with a row for
+the run it was stopped from; the ensemble figure shows its networks, their average and one
+dropout network.
+"""
 import os
 
 __all__ = ["plot_comparison", "MISSING_MATPLOTLIB"]
 
 MISSING_MATPLOTLIB = ("plotting needs matplotlib, which is not installed: "
                       "pip install 'grokreg[plot]' (or pip install matplotlib)")
+
+LABELS = {"accuracy": "accuracy (fraction of images right)",
+          "error": "error: squared error per image\n(the book's Train-Err / Test-Err)"}
+COLORS = {"train": "tab:blue", "val": "tab:green", "test": "tab:red"}
+MODE_STYLE = {"book": "-", "correct": "--"}
 
 
 def _pyplot():
@@ -18,61 +30,141 @@ def _pyplot():
     return plt
 
 
-def _draw(axes, history, mode, unstopped=None):
-    """Train/validation/test curves of one run; unstopped: the same run without early stopping."""
-    top, bottom = axes
-    for ax, metric, label in ((top, "accuracy", "accuracy"), (bottom, "error", "error")):
-        if unstopped is not None:
-            epochs, values = unstopped.evaluated(f"test_{metric}")
-            ax.plot(epochs, values, color="tab:red", lw=1, ls="--", alpha=0.4,
-                    label="test, not stopped")
-        ax.plot(history.epoch, history.history[metric], color="tab:blue", lw=1,
-                label="train (dropout on)" if history.params.get("dropout") else "train")
-        for prefix, color, name in (("val", "tab:green", "validation"), ("test", "tab:red", "test")):
-            key = f"{prefix}_{metric}"
-            if key in history.history:
-                epochs, values = history.evaluated(key)
-                ax.plot(epochs, values, color=color, lw=1, marker="." if len(epochs) < 60 else None,
-                        label=name)
-        if history.best_epoch is not None:
-            ax.axvline(history.best_epoch, color="black", ls="--", lw=1,
-                       label=f"best epoch {history.best_epoch} (restored)")
-        if history.stopped_epoch is not None:
-            ax.axvline(history.stopped_epoch, color="gray", ls=":", lw=1,
-                       label=f"stopped after epoch {history.stopped_epoch}")
-        ax.set_ylabel(label)
+def _best_test(history):
+    epochs, values = history.evaluated("test_accuracy")
+    best = max(range(len(values)), key=values.__getitem__)
+    return epochs[best], values[best]
+
+
+def _mark_best(ax, history, metric, color="black", label=None):
+    """A star on the test curve at the best test accuracy's epoch (for reference only)."""
+    epoch, _ = _best_test(history)
+    value = history.history[f"test_{metric}"][history.epoch.index(epoch)]
+    ax.plot([epoch], [value], marker="*", ms=11, color=color, ls="none", zorder=5,
+            label=f"best test accuracy, epoch {epoch}" if label is None else label)
+
+
+def _curves(ax, history, metric):
+    """Train, validation and test curves of one run on ax."""
+    ax.plot(history.epoch, history.history[metric], color=COLORS["train"], lw=1,
+            label="train (dropout on)" if history.params.get("dropout") else "train")
+    for prefix, name in (("val", "validation"), ("test", "test")):
+        key = f"{prefix}_{metric}"
+        if key in history.history:
+            epochs, values = history.evaluated(key)
+            ax.plot(epochs, values, color=COLORS[prefix], lw=1,
+                    marker="." if len(epochs) < 60 else None, ms=4, label=name)
+    if history.best_epoch is not None:
+        ax.axvline(history.best_epoch, color="black", ls="--", lw=1,
+                   label=f"best validation epoch {history.best_epoch} (restored)")
+    if history.stopped_epoch is not None:
+        ax.axvline(history.stopped_epoch, color="gray", ls=":", lw=1,
+                   label=f"stopped after epoch {history.stopped_epoch}")
+    _mark_best(ax, history, metric)
+
+
+def _both_modes(ax, runs, metric, key="history"):
+    for run in runs:
+        epochs, values = run[key].evaluated(f"test_{metric}")
+        ax.plot(epochs, values, color=COLORS["test"], ls=MODE_STYLE[run["mode"]], lw=1.2,
+                label=f"test, {run['mode']} mode")
+        _mark_best(ax, run[key], metric, color="black" if run["mode"] == "book" else "gray")
+
+
+def _figure(plt, rows, columns):
+    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.4 * rows + 0.8),
+                                squeeze=False)
+    for ax in axes.flat:
         ax.grid(alpha=0.3)
-    top.set_title(f"{mode} mode")
-    bottom.set_xlabel("epoch")
-    top.legend(fontsize=8, loc="lower right")
+    return figure, axes
+
+
+def _experiment_figure(plt, name, experiment, mine, unstopped_runs):
+    stopped = experiment.monitor is not None
+    figure, axes = _figure(plt, 3 if stopped else 2, len(mine) + 1)
+    for row, metric in enumerate(("accuracy", "error")):
+        for column, run in enumerate(mine):
+            ax = axes[row, column]
+            _curves(ax, run["history"], metric)
+            if stopped:  # zoom to what was trained
+                ax.set_xlim(-1, len(run["history"]) + 2)
+            ax.set_title(f"{run['mode']} mode" if row == 0 else "")
+        _both_modes(axes[row, -1], mine, metric)
+        axes[0, -1].set_title("test curves of both modes")
+        if stopped:
+            axes[row, -1].set_xlim(-1, max(len(r["history"]) for r in mine) + 2)
+        axes[row, 0].set_ylabel(LABELS[metric])
+    axes[0, 0].legend(fontsize=7, loc="best")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if stopped:  # the run it saved the network from, over all its epochs
+        for column, run in enumerate(mine):
+            ax, full = axes[2, column], unstopped_runs.get(run["mode"])
+            if full is None:
+                ax.set_visible(False)
+                continue
+            epochs, values = full.evaluated("test_accuracy")
+            ax.plot(epochs, values, color=COLORS["test"], lw=1, label="test, not stopped")
+            _mark_best(ax, full, "accuracy")
+            restored = run["history"].history["test_accuracy"][
+                run["history"].epoch.index(run["history"].best_epoch)]
+            ax.axvspan(0, len(run["history"]) - 1, color="tab:green", alpha=0.12,
+                       label=f"trained with early stopping (0-{len(run['history']) - 1})")
+            ax.axhline(restored, color="tab:green", lw=1,
+                       label=f"restored network: {restored:.4f}")
+            ax.set_title(f"{run['mode']} mode, not stopped: {values[-1]:.4f} after "
+                         f"{len(full)} epochs", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=7, loc="lower center")
+        axes[2, 0].set_ylabel("test accuracy")
+        axes[2, -1].set_visible(False)
+    for ax in axes[1 if not stopped else 1, :]:
+        ax.set_xlabel("epoch")
+    figure.suptitle(f"{name}: {experiment.summary}")
+    return figure
+
+
+def _ensemble_figure(plt, mine):
+    figure, axes = _figure(plt, 1, len(mine))
+    for ax, run in zip(axes[0], mine):
+        for index, history in enumerate(run["histories"]):
+            epochs, values = history.evaluated("test_accuracy")
+            ax.plot(epochs, values, color="tab:gray", lw=0.8, alpha=0.8,
+                    label="each network (no dropout)" if index == 0 else None)
+            _mark_best(ax, history, "accuracy", color="tab:gray",
+                       label="its best test accuracy" if index == 0 else "_")
+        epochs, values = run["history"].evaluated("test_accuracy")
+        ax.plot(epochs, values, color="tab:purple", lw=1.2, label="one network with dropout")
+        _mark_best(ax, run["history"], "accuracy", color="tab:purple", label="its best")
+        ax.axhline(run["final_test_accuracy"], color="tab:orange", lw=1.5,
+                   label=f"their outputs averaged, at the end: {run['final_test_accuracy']:.4f}")
+        mean = sum(h.history["test_accuracy"][-1] for h in run["histories"]) / len(run["histories"])
+        ax.axhline(mean, color="tab:gray", ls=":", lw=1,
+                   label=f"mean of the networks, at the end: {mean:.4f}")
+        ax.set_title(f"{run['mode']} mode: {len(run['histories'])} networks")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    axes[0, 0].set_ylabel("test accuracy")
+    figure.suptitle("ensemble: dropout works because ensembling works (section 8.8)")
+    return figure
 
 
 def plot_comparison(runs, directory):
-    """One PNG per experiment: accuracy and error per epoch, book and correct mode side by side.
-
-    runs are the dicts of ``grokreg.recipes.compare``. Returns the paths written.
-    """
+    """One PNG per experiment of ``grokreg.recipes.compare``'s runs; returns the paths written."""
     from .recipes import EXPERIMENTS
 
     plt = _pyplot()
     os.makedirs(directory, exist_ok=True)
+    unstopped = {r["mode"]: r["history"] for r in runs if r["experiment"] == "overfit"}
     paths = []
-    for name, experiment in EXPERIMENTS.items():
+    for name in [*EXPERIMENTS, "ensemble"]:
         mine = [run for run in runs if run["experiment"] == name]
         if not mine:
             continue
-        figure, axes = plt.subplots(2, len(mine), figsize=(5.5 * len(mine), 7), sharex="col",
-                                    sharey="row", squeeze=False)
-        for column, run in enumerate(mine):
-            unstopped = None
-            if experiment.monitor:  # early stopping: show what it saved the network from
-                unstopped = next((r["history"] for r in runs if r["experiment"] == "overfit"
-                                  and r["mode"] == run["mode"]), None)
-            _draw(axes[:, column], run["history"], run["mode"], unstopped)
-        figure.suptitle(f"{name}: {experiment.summary}")
+        figure = (_ensemble_figure(plt, mine) if name == "ensemble" else
+                  _experiment_figure(plt, name, EXPERIMENTS[name], mine, unstopped))
         figure.tight_layout()
         path = os.path.join(directory, f"{name}.png")
-        figure.savefig(path, dpi=110)
+        figure.savefig(path, dpi=100)
         plt.close(figure)
         paths.append(path)
     return paths

@@ -378,7 +378,9 @@ def test_reproduce_all_prints_the_table_and_plots(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 11  # header and 5 experiments x 2 modes
     assert [row.split(" | ")[1] for row in rows[1:3]] == ["book", "correct"]
-    for name in grokreg.EXPERIMENTS:
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{n}.png" for n in [*grokreg.EXPERIMENTS,
+                                                                         "ensemble"])
+    for name in [*grokreg.EXPERIMENTS, "ensemble"]:
         figure = tmp_path / f"{name}.png"
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
 
