@@ -96,7 +96,7 @@ def as_inputs(x, n_inputs, dtype, name="x"):
             f"{given}: pass np.asarray({name}, dtype=np.uint8) for pixels, or floats used as "
             f"given")
     if array.ndim == 3:
-        array = array.reshape(array.shape[0], -1)
+        array = array.reshape(array.shape[0], array.shape[1] * array.shape[2])
     if array.ndim != 2:
         raise ValueError(f"{name} must have shape (N, {n_inputs}) or (N, H, W), got {array.shape}")
     if array.shape[0] == 0:

@@ -91,6 +91,10 @@ def _parse_idx(f, name, max_bytes):
     dims = struct.unpack(f">{ndim}I", dims_raw)
     dtype = _IDX_TYPES[type_code]
     nbytes = int(np.prod(dims, dtype=object)) * dtype.itemsize
+    # with a zero dimension there are no data, but numpy still refuses dimensions whose
+    # other sides multiply beyond its index range
+    if nbytes == 0 and int(np.prod([d for d in dims if d], dtype=object)) > 1 << 31:
+        raise ValueError(f"{name}: header declares impossible dimensions {dims}")
     if nbytes > max_bytes:
         raise ValueError(
             f"{name}: header declares {nbytes} bytes of data (shape {dims}), "

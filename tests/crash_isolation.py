@@ -48,11 +48,22 @@ def _outcome(call):
         return ("error", type(exc).__name__, str(exc))
 
 
-def train_and_predict(network_options, x, y, fit_options):
-    """Network(**network_options).fit(x, y, **fit_options), then predict and evaluate on x."""
+def plain(x, y, n_outputs):
+    """The plain-array equivalent of inputs the API accepts: x as a native-endian,
+    C-contiguous 2-D array of the same dtype and values; y as int64 labels."""
+    x = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+    x = x.astype(x.dtype.newbyteorder("="))
+    y = np.asarray(y)
+    y = y.argmax(axis=1) if y.ndim == 2 else y
+    return x, y.astype(np.int64)
+
+
+def train_and_predict(network_options, x, y, fit_options, compare_plain=False):
+    """Network(**network_options).fit(x, y, **fit_options), then predict and evaluate on x;
+    with compare_plain, also the same on plain(x, y), whose results must be identical."""
     import grokreg
 
-    def call():
+    def run(x, y):
         net = grokreg.Network(**network_options)
         history = net.fit(x, y, **fit_options)
         predictions = net.predict(x)
@@ -60,7 +71,15 @@ def train_and_predict(network_options, x, y, fit_options):
         parameters = [net.weights_0_1, net.bias_1, net.weights_1_2, net.bias_2]
         return dict(n=len(predictions), predictions=predictions, error=error, accuracy=accuracy,
                     finite=all(np.isfinite(p).all() for p in parameters), epochs=len(history),
-                    stop_reason=history.stop_reason, n_outputs=net.n_outputs)
+                    stop_reason=history.stop_reason, n_outputs=net.n_outputs,
+                    parameters=[p.copy() for p in parameters],
+                    outputs=net.decision_function(x))
+
+    def call():
+        result = run(x, y)
+        if compare_plain:
+            result["plain"] = run(*plain(x, y, result["n_outputs"]))
+        return result
 
     return _outcome(call)
 
@@ -73,7 +92,7 @@ def read_idx_bytes(content, directory):
     path = os.path.join(directory, "case.idx")
     with open(path, "wb") as f:
         f.write(content)
-    return _outcome(lambda: grokreg.read_idx(path, max_bytes=1 << 20).shape)
+    return _outcome(lambda: grokreg.read_idx(path, max_bytes=1 << 20))
 
 
 def load_network_bytes(content, directory):
@@ -84,4 +103,10 @@ def load_network_bytes(content, directory):
     path = os.path.join(directory, "case.npz")
     with open(path, "wb") as f:
         f.write(content)
-    return _outcome(lambda: repr(grokreg.Network.load(path)))
+
+    def call():
+        net = grokreg.Network.load(path)
+        return dict(config=repr(net), parameters=[p.copy() for p in net._parameters],
+                    state=net._bit_generator.state)
+
+    return _outcome(call)

@@ -148,3 +148,12 @@ def test_full_mnist_from_shared(mnist_dir):
     (x_train, y_train), (x_test, y_test) = grokreg.load_mnist(mnist_dir)
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert np.bincount(y_train).sum() == 60000
+
+
+def test_read_idx_refuses_impossible_dimensions_around_a_zero(tmp_path):
+    """A zero dimension means no data, but the others must still be dimensions numpy can
+    hold (found by the property tests: numpy's own "array is too big" named no file)."""
+    path = write(tmp_path / "zero.idx", bytes([0, 0, 8, 3]) + b"".join(
+        d.to_bytes(4, "big") for d in (0, 2**32 - 1, 2**32 - 1)))
+    with pytest.raises(ValueError, match=r"zero.idx: header declares impossible dimensions"):
+        grokreg.read_idx(path)

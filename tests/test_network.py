@@ -253,6 +253,8 @@ def test_constructor_refuses(options, error, message):
     (X[:, :100], Y, {}, ValueError, "features"),
     (X[0], Y, {}, ValueError, "shape"),
     (X[:0], Y[:0], {}, ValueError, r"x is empty \(shape \(0, 784\)\): at least one example"),
+    # found by the property tests: numpy cannot reshape an empty (0, H, W) to (0, -1)
+    (X[:0].reshape(0, 28, 28), Y[:0], {}, ValueError, r"x is empty \(shape \(0, 784\)\)"),
     (X, Y[:3], {}, ValueError, "3 labels for 4"),
     (X.astype(np.int64), Y, {}, TypeError, "uint8"),
     (X.astype(object), Y, {}, TypeError, "numeric"),
