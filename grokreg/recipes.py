@@ -208,10 +208,9 @@ def reproduce_ensemble(*, networks=5, book=False, seed=1, hidden=None, alpha=Non
     rows.append(dict(model="one network with dropout", hidden=dropout.hidden,
                      dropout=dropout.dropout, test_accuracy=dropout.score(*test), best=best,
                      best_epoch=best_epoch))
-    lines = [f"Ensembling ({_mode(book)} mode): {networks} networks {sizes['n_inputs']}-{hidden}-"
-             f"{sizes['n_outputs']} trained {epochs} epochs on {len(train[1])} images with "
-             f"independent seeds, tested on {len(test[1])}", "",
-             "| model | hidden | dropout | test accuracy, last epoch | best test accuracy (epoch) |",
+    lines = [f"Ensemble, {_mode(book)} mode: {networks} networks {sizes['n_inputs']}-{hidden}-"
+             f"{sizes['n_outputs']}, {epochs} epochs on {len(train[1])} images", "",
+             "| model | hidden | dropout | test acc, last epoch | best test acc (epoch) |",
              "|---|---|---|---|---|"]
     for row in rows:
         best = "" if row["best"] is None else f"{row['best']:.4f} ({row['best_epoch']})"

@@ -127,8 +127,7 @@ def test_reproduce_ensemble_prints_the_chapters_claim():
     result = grokreg.recipes.reproduce_ensemble(networks=3, book=True, epochs=40, n_train=300,
                                                 n_test=1000, out=out)
     lines = out.getvalue().splitlines()
-    assert lines[0] == ("Ensembling (book mode): 3 networks 784-40-10 trained 40 epochs on 300 "
-                        "images with independent seeds, tested on 1000")
+    assert lines[0] == "Ensemble, book mode: 3 networks 784-40-10, 40 epochs on 300 images"
     rows = result["rows"]
     assert [row["model"] for row in rows] == [
         "network 1", "network 2", "network 3", "mean of the 3 networks",

@@ -17,14 +17,6 @@ import grokreg
 CLI = [sys.executable, "-P", "-m", "grokreg", "reproduce"]
 
 
-@pytest.mark.parametrize("experiment", ["overfit", "dropout", "batch"])
-def test_full_book_table(shared_dir, experiment):
-    out = io.StringIO()
-    grokreg.reproduce(experiment, book=True, out=out)
-    expected = (shared_dir / "reference" / f"{experiment}.txt").read_text()
-    assert out.getvalue() == expected
-
-
 @pytest.mark.parametrize("arguments", [
     ["overfit", "--seed", "2", "--hidden", "16", "--epochs", "12", "--n-train", "150",
      "--n-test", "400", "--eval-every", "3"],
@@ -43,14 +35,6 @@ def test_book_mode_prints_what_the_books_program_prints(run_reference, arguments
     assert result.stdout == expected and expected
 
 
-def test_default_mode_is_the_correct_model_and_generalises_better():
-    """The correct model beats the book's final 0.7073 (overfit) and 0.8181 (dropout)."""
-    for experiment, target in (("overfit", 0.80), ("dropout", 0.85)):
-        net, history = grokreg.reproduce(experiment, out=io.StringIO())
-        assert not net.book
-        assert history.history["test_accuracy"][-1] >= target
-
-
 def test_progress_goes_to_stderr_only(run_reference):
     arguments = ["overfit", "--epochs", "3", "--n-train", "50", "--n-test", "50", "--eval-every", "1"]
     result = subprocess.run(CLI + arguments + ["--book", "--progress"], capture_output=True,
@@ -59,29 +43,34 @@ def test_progress_goes_to_stderr_only(run_reference):
     assert "overfit, book mode: " in result.stderr and "Test-Acc" not in result.stderr
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["overfit", "--n-train", "5000"], "GROKREG_DATA"),
-    (["overfit", "--book", "--dtype", "float32"], "float64"),
-    (["overfit", "--hidden", "0"], "must be >= 1"),
-    (["nonsense"], "invalid choice"),
-    (["overfit", "--data-dir", "/nonexistent"], "not a directory"),
-    (["batch", "--n-train", "50"], "argument --n-train: must be at least 100, got 50"),
+@pytest.mark.parametrize("arguments, error", [
+    (["overfit", "--n-train", "5000"], "argument --n-train: must be at most 2000, got 5000: that "
+     "is what the MNIST subset embedded in grokreg holds; for more, use the full MNIST files: a "
+     "data directory (`grokreg data download` fetches them) or $GROKREG_DATA"),
+    (["overfit", "--hidden", "0"], "argument --hidden: must be >= 1, got 0"),
+    # how argparse lists the choices after this differs between Python versions
+    (["nonsense"], "argument EXPERIMENT: invalid choice: 'nonsense' (choose from "),
 ])
-def test_cli_reports_bad_arguments(arguments, message):
+def test_cli_reports_bad_arguments(arguments, error):
+    """More refusals, each in full, in tests/test_messages.py."""
     result = subprocess.run(CLI + arguments, capture_output=True, text=True)
-    assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
+    usage, message = result.stderr.splitlines()
+    assert usage == "usage: grokreg reproduce EXPERIMENT [options]"
+    assert message == f"grokreg reproduce: error: {error}" or (
+        error.endswith("(choose from ") and message.startswith(f"grokreg reproduce: error: {error}"))
 
 
 def test_cli_help_and_version():
     script = shutil.which("grokreg", path=str(Path(sys.executable).parent))
     assert script, "the grokreg console script is not installed beside this Python"
     for command in ([sys.executable, "-P", "-m", "grokreg"], [script]):
-        for arguments in (["--help"], ["reproduce", "--help"], ["--version"]):
-            result = subprocess.run(command + arguments, capture_output=True, text=True, check=True)
-            assert "grokreg" in result.stdout
-    assert grokreg.__version__ in result.stdout
+        run = lambda *arguments: subprocess.run(command + list(arguments), capture_output=True,
+                                                text=True, check=True).stdout
+        assert run("--version") == f"grokreg {grokreg.__version__}\n"
+        assert run("--help").startswith("usage: grokreg [-h] [--version] COMMAND ...\n")
+        assert run("reproduce", "--help").startswith(
+            "usage: grokreg reproduce EXPERIMENT [options]\n\nRun one of the book's experiments")
 
 
 @settings(max_examples=25, deadline=None)
