@@ -1,5 +1,6 @@
 """The IDX reader on good and broken files, and load_mnist's sources."""
 import gzip
+import os
 import re
 import struct
 
@@ -160,3 +161,20 @@ def test_read_idx_refuses_impossible_dimensions_around_a_zero(tmp_path):
         d.to_bytes(4, "big") for d in (0, 2**32 - 1, 2**32 - 1)))
     with pytest.raises(ValueError, match=r"zero.idx: header declares impossible dimensions"):
         grokreg.read_idx(path)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0, -1, 2], dtype=np.int8), "train labels must be non-negative integers"),
+    (np.array([0.0, 1.5, 2.0], dtype=">f4"), "train labels must be non-negative integers"),
+])
+def test_a_data_set_with_negative_or_fractional_labels_is_refused(tiny_dir, labels, message):
+    directory, _ = tiny_dir
+    code = 0x09 if labels.dtype.kind == "i" else 0x0D
+    images = np.zeros((3, 2, 2), dtype=np.uint8)
+    for name in os.listdir(directory):
+        if name.startswith("train-"):
+            os.remove(directory / name)
+    write(directory / "train-images-idx3-ubyte", idx(images))
+    write(directory / "train-labels-idx1-ubyte", idx(labels, code))
+    with pytest.raises(ValueError, match=message):
+        grokreg.load_idx_dataset(directory)

@@ -1,10 +1,15 @@
 """Downloading MNIST, against a real HTTP server on 127.0.0.1 started by the tests.
 
-The server serves shared/data/mnist (recompressed copies of the original files) under
-/good/, and under other prefixes misbehaves: /missing/ answers 404, /flaky/ answers 503 once
-per file, /truncated/ sends half a file, /corrupt/ sends a valid gzip of the wrong content,
-/hang/ waits longer than the client's timeout. No test reaches the internet.
+The server serves four small IDX files that the tests make (a stand-in for MNIST, whose
+checksums the tests put in place of MNIST's) under /good/, and under other prefixes
+misbehaves: /missing/ answers 404, /flaky/ answers 503 once per file, /truncated/ sends half a
+file, /corrupt/ sends a valid gzip of the wrong content, /hang/ waits longer than the client's
+timeout, /hang-once/ does so once per file, /recompressed/ serves other gzip bytes of the
+same content, /huge/ declares more bytes than any MNIST file,
+/endless/ streams more without declaring them, /bomb/ sends a gzip that inflates beyond any
+MNIST file. No test reaches the internet, and only the last tests need shared/.
 """
+import hashlib
 import gzip
 import http.server
 import os
@@ -13,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections import Counter
 
 import numpy as np
@@ -29,6 +35,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     source = None
     hits = Counter()
     flaky_seen = set()
+    hung = set()
 
     def log_message(self, *args):
         pass
@@ -44,11 +51,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.flaky_seen.add(name)
             self.send_error(503)
             return
-        if route == "hang":
+        if route == "hang" or (route == "hang-once" and name not in self.hung):
+            self.hung.add(name)
             time.sleep(1.5)
         with open(path, "rb") as f:
             body = f.read()
         declared = len(body)
+        if route == "recompressed":
+            body = gzip.compress(gzip.decompress(body), compresslevel=1, mtime=1)
+            declared = len(body)
+        if route == "huge":
+            declared = download.MAX_DOWNLOAD + 1
+        if route == "bomb":
+            body = gzip.compress(b"\x00" * (download.MAX_CONTENT + 1))
+            declared = len(body)
+        if route == "endless":
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(download.MAX_DOWNLOAD // len(body) + 2):
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if route == "truncated":
             body = body[: len(body) // 2]
         if route == "corrupt":
@@ -64,8 +89,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(mnist_dir):
-    Handler.source = str(mnist_dir)
+def fake_mnist(tmp_path_factory):
+    """Four small IDX files under MNIST's names, gzipped, and their checksums."""
+    directory = tmp_path_factory.mktemp("fake-mnist")
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (30, 28, 28)),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 30),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (12, 28, 28)),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, 12)}
+    sha256, md5 = {}, {}
+    for name, array in arrays.items():
+        content = (struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+                   + array.astype(np.uint8).tobytes())
+        compressed = gzip.compress(content, mtime=0)
+        (directory / (name + ".gz")).write_bytes(compressed)
+        sha256[name] = hashlib.sha256(content).hexdigest()
+        md5[name] = hashlib.md5(compressed).hexdigest()
+    return directory, sha256, md5, arrays
+
+
+@pytest.fixture(autouse=True)
+def fake_checksums(fake_mnist, monkeypatch, request):
+    """The fake files' checksums in place of MNIST's, and caps small enough to test cheaply
+    (but for the tests of the real files, marked real_mnist)."""
+    if "real_mnist" in request.keywords:
+        return
+    _, sha256, md5, _ = fake_mnist
+    monkeypatch.setattr(download, "SHA256", sha256)
+    monkeypatch.setattr(download, "ORIGINAL_MD5", md5)
+    monkeypatch.setattr(download, "MAX_DOWNLOAD", 1 << 20)
+    monkeypatch.setattr(download, "MAX_CONTENT", 1 << 20)
+
+
+@pytest.fixture(scope="module")
+def server(fake_mnist):
+    Handler.source = str(fake_mnist[0])
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -85,25 +143,72 @@ def only_the_four_files(directory):
     return sorted(os.listdir(directory)) == sorted(name + ".gz" for name in NAMES)
 
 
-def test_download_fills_an_empty_cache_and_the_next_load_reads_it(server, tmp_path, monkeypatch):
+def test_download_fills_an_empty_cache_and_the_next_load_reads_it(server, fake_mnist, tmp_path,
+                                                                  monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("GROKREG_DATA", str(cache))
     monkeypatch.setenv(download.MIRRORS_ENV, f"{server}/good/")
     before = Handler.hits["good"]
     (x_train, y_train), (x_test, y_test) = grokreg.load_mnist(download=True)
     assert Handler.hits["good"] - before == 4 and only_the_four_files(cache)
-    assert x_train.shape == (60000, 28, 28) and y_test.shape == (10000,)
+    arrays = fake_mnist[3]
+    assert np.array_equal(x_train, arrays["train-images-idx3-ubyte"])
+    assert np.array_equal(y_test, arrays["t10k-labels-idx1-ubyte"])
     # a second call reads the cache: the mirrors now point nowhere
     monkeypatch.setenv(download.MIRRORS_ENV, "http://127.0.0.1:9/")
     (again, _), _ = grokreg.load_mnist(download=True, n_train=10)
     assert np.array_equal(again, x_train[:10]) and Handler.hits["good"] - before == 4
-    assert set(download.verify_mnist(cache).values()) == {"recompressed"}
+    assert set(download.verify_mnist(cache).values()) == {"original"}
 
 
-def test_the_default_cache_follows_xdg(monkeypatch, tmp_path):
+def test_the_default_cache_follows_xdg_else_home(monkeypatch, tmp_path):
     monkeypatch.delenv("GROKREG_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert download.default_cache_dir() == str(tmp_path / "grokreg" / "mnist")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert download.default_cache_dir() == str(tmp_path / "home" / ".cache" / "grokreg" / "mnist")
+    monkeypatch.setenv("GROKREG_DATA", str(tmp_path / "mine"))
+    assert download.default_cache_dir() == str(tmp_path / "mine")
+
+
+def test_the_command_line_downloads_and_verifies(server, fake_mnist, tmp_path):
+    """grokreg data download, run as a user would, with the mirror list in the environment;
+    the fake checksums reach the child process through a sitecustomize on its path."""
+    _, sha256, md5, _ = fake_mnist
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        "from grokreg import download\n"
+        f"download.SHA256.update({sha256!r})\ndownload.ORIGINAL_MD5.update({md5!r})\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), GROKREG_DATA="",
+               **{download.MIRRORS_ENV: f"{server}/missing/,{server}/good/"})
+    result = subprocess.run([sys.executable, "-P", "-m", "grokreg", "data", "download",
+                             "--data-dir", str(tmp_path / "cache")], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"MNIST is in {tmp_path / 'cache'}"] + [
+        f"{name}: ok (the original .gz)" for name in NAMES]
+    assert only_the_four_files(tmp_path / "cache")
+
+
+def test_an_uncompressed_copy_is_verified_by_its_content(fake_mnist, tmp_path):
+    directory, *_ = fake_mnist
+    for name in NAMES:
+        (tmp_path / name).write_bytes(gzip.decompress((directory / (name + ".gz")).read_bytes()))
+    assert set(download.verify_mnist(tmp_path).values()) == {"uncompressed"}
+    with open(tmp_path / NAMES[0], "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff")
+    assert download.verify_mnist(tmp_path)[NAMES[0]] == "SHA-256 mismatch"
+
+
+def test_a_timeout_is_retried_after_a_backoff(server, tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(download, "time", types.SimpleNamespace(sleep=waits.append))
+    Handler.hung.clear()
+    fetch(tmp_path, "hang-once", server=server, timeout=0.5, retries=3, backoff=0.25)
+    assert only_the_four_files(tmp_path)
+    assert waits == [0.25] * 4  # one retry per file, after the first backoff
 
 
 def test_a_failing_mirror_falls_through_to_the_next(server, tmp_path):
@@ -120,11 +225,17 @@ def test_a_server_error_is_retried(server, tmp_path):
 def test_a_corrupted_cached_file_is_fetched_again(server, tmp_path):
     fetch(tmp_path, "good", server=server)
     victim = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    victim.write_bytes(victim.read_bytes()[:100])
+    victim.write_bytes(victim.read_bytes()[:20])
     assert "complete" in download.verify_mnist(tmp_path)["t10k-labels-idx1-ubyte"]
     before = Handler.hits["good"]
     fetch(tmp_path, "good", server=server)
     assert Handler.hits["good"] - before == 1
+    assert set(download.verify_mnist(tmp_path).values()) == {"original"}
+
+
+def test_a_recompressed_copy_is_accepted_by_its_content(server, tmp_path):
+    """Mirrors may recompress: the content's SHA-256 decides, the .gz's MD5 tells them apart."""
+    fetch(tmp_path, "recompressed", server=server)
     assert set(download.verify_mnist(tmp_path).values()) == {"recompressed"}
 
 
@@ -133,6 +244,9 @@ def test_a_corrupted_cached_file_is_fetched_again(server, tmp_path):
     ("truncated", "truncated: received"),
     ("corrupt", "SHA-256 of the content is"),
     ("hang", "timed out"),
+    ("huge", "1048577 bytes is more than any MNIST file"),
+    ("endless", "more bytes than any MNIST file"),
+    ("bomb", "decompresses to more than any MNIST file"),
 ])
 def test_every_fault_is_explained_and_leaves_the_cache_clean(server, tmp_path, route, message):
     started = time.perf_counter()
@@ -172,6 +286,7 @@ def test_reproduce_runs_on_another_idx_data_set(tmp_path):
     assert "train: 1100 examples, images (20, 20) uint8" in info and "classes: 5" in info
 
 
+@pytest.mark.real_mnist
 def test_data_command_verifies(mnist_dir, tmp_path):
     command = [sys.executable, "-P", "-m", "grokreg", "data", "verify", "--data-dir"]
     good = subprocess.run(command + [str(mnist_dir)], capture_output=True, text=True)
@@ -180,6 +295,7 @@ def test_data_command_verifies(mnist_dir, tmp_path):
     assert bad.returncode == 1 and bad.stdout.count("FAILED: missing") == 4
 
 
+@pytest.mark.real_mnist
 def test_load_idx_dataset_with_a_prefix(tmp_path, mnist_dir):
     for name in NAMES:
         split_name = name.replace("t10k", "test")

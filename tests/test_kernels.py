@@ -276,3 +276,40 @@ def test_train_epoch_refuses_what_would_break_it(change, message):
     args["indptr"] = np.asarray(args["indptr"], dtype=np.int64)
     with pytest.raises((ValueError, TypeError), match=message):
         _kernels.train_epoch(*args.values())
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(labels=np.array([0, 3])), r"labels\[1\] = 3 is outside 0..2"),
+    (dict(labels=np.array([0])), "labels has 1 entries for 2 examples"),
+    (dict(indices=np.array([0, 8], dtype=np.int32)), r"indices\[1\] = 8 is outside 0..7"),
+    (dict(indptr=np.array([0, 3, 2])), "indptr must be non-decreasing"),
+    (dict(data=np.ones(3)), "data, indices and indptr do not describe sparse rows"),
+    (dict(w12=np.zeros((4, 3))), "weights_1_2 must have one row per column of weights_0_1"),
+    (dict(predictions=np.zeros(3, dtype=np.int64)), "predictions has 3 entries for 2 examples"),
+    (dict(outputs=np.zeros((2, 4))), r"outputs must have shape \(2, 3\)"),
+    (dict(loss=7), "unknown loss code 7"),
+    (dict(n_threads=0), "n_threads must be >= 1, got 0"),
+])
+def test_evaluate_refuses_what_would_break_it(change, message):
+    args = dict(data=np.ones(2), indices=np.array([0, 7], dtype=np.int32),
+                indptr=np.array([0, 1, 2], dtype=np.int64), labels=np.array([0, 1]),
+                w01=np.zeros((8, 5)), b1=np.zeros(5), w12=np.zeros((5, 3)), b2=np.zeros(3),
+                loss=MSE, predictions=None, outputs=None, dense=False, n_threads=1)
+    args.update(change)
+    args["labels"] = np.asarray(args["labels"], dtype=np.int64)
+    with pytest.raises(ValueError, match=message):
+        _kernels.evaluate(*args.values())
+
+
+def test_sparse_conversions_refuse_what_would_break_them():
+    with pytest.raises(ValueError, match="values must have 256 entries, one per pixel value, got 255"):
+        _kernels.sparse_pixels(np.zeros((2, 3), np.uint8), np.zeros(255))
+    # Cython's own refusals of arrays that fit no signature: private entry points, whose
+    # callers (grokreg.network) pass checked arrays; what matters is that nothing is touched
+    for wrong in (np.zeros(3), None):
+        with pytest.raises(TypeError, match="No matching signature found"):
+            _kernels.sparse_rows(wrong)
+    with pytest.raises(TypeError, match="No matching signature found"):
+        _kernels.sparse_pixels(np.zeros((2, 3), np.uint8), None)
+    with pytest.raises(ValueError, match="Buffer dtype mismatch, expected 'const uint8_t'"):
+        _kernels.sparse_pixels(np.zeros((2, 3), np.int16), np.zeros(256))

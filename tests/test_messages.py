@@ -33,6 +33,8 @@ CLI = [sys.executable, "-P", "-m", "grokreg"]
      "goes with 'reproduce all' (one figure per experiment)"),
     (["reproduce", "all", "--book", "--epochs", "3"], "--book",
      "'reproduce all' runs the book's settings in both modes; drop --book and --epochs"),
+    (["reproduce", "all", "--hidden", "8", "--alpha", "0.1"], "--hidden",
+     "'reproduce all' runs the book's settings in both modes; drop --hidden and --alpha"),
     (["reproduce", "all", "--dtype", "float32"], "--dtype",
      "'reproduce all' runs the book's settings in both modes; drop --dtype"),
     (["reproduce", "overfit", "--book", "--dtype", "float32"], "--dtype",
