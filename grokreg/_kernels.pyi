@@ -8,6 +8,7 @@ _Float = NDArray[np.float32] | NDArray[np.float64]
 
 OPENMP: bool
 AVX2: bool
+PHASES: tuple[str, ...]
 
 def cpu_has_avx2() -> bool: ...
 
@@ -40,6 +41,7 @@ def train_epoch(
     train_bias: bool = ...,
     dense: bool = ...,
     n_threads: int = ...,
+    phases: NDArray[np.float64] | None = None,
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
     data: _Float,

@@ -6,9 +6,14 @@ data set with the GIL released, and the public Python layer (``grokreg.network``
 validates user input before calling down. The ``def`` functions still check every shape and
 index they rely on, so calling them directly with bad arguments raises instead of crashing.
 
-Conventions (the book's names): ``weights_0_1`` is (n_inputs, n_hidden), ``weights_1_2`` is
-(n_hidden, n_outputs); ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never
-updated, without biases: starting a sum from +0.0 changes nothing). Targets are one-hot rows built
+Conventions (the book's names): ``weights_1_2`` is (n_hidden, n_outputs) and ``weights_0_1`` is
+(n_inputs, width) with width >= n_hidden: its rows may be padded with zero columns, and
+``bias_1`` (width,) likewise. grokreg.network pads them to whole cache lines, so that a row is
+read in whole vectors, in one pass of registers (100 float32 units take 12.5 AVX2 vectors:
+a second pass over the same rows for the last half vector cost a third of the time); the
+padding's sums are zeros and are never read, and its updates add zeros (delta_1's padding is
+0). ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never updated, without
+biases: starting a sum from +0.0 changes nothing). Targets are one-hot rows built
 from integer labels. The update is ``w += alpha * (activation * delta)``, where for squared
 error ``delta = target - output`` (gradient descent on half the squared error, the book's
 convention) and for softmax cross-entropy ``delta = target - softmax(output)``.
@@ -29,7 +34,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport exp, isfinite, log
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
 
 cdef extern from *:
@@ -75,6 +80,32 @@ AVX2 = bool(GROKREG_BUILT_FOR_AVX2)
 def cpu_has_avx2():
     """True where this CPU (and operating system) can run the AVX2 build of the kernels."""
     return bool(grokreg_cpu_has_avx2())
+
+
+cdef extern from *:
+    """
+    #include <time.h>
+    static double grokreg_now(void) {
+        struct timespec t;
+        timespec_get(&t, TIME_UTC);
+        return (double) t.tv_sec + 1e-9 * (double) t.tv_nsec;
+    }
+    """
+    # seconds, for bench/phases.py's breakdown of a mini-batch epoch (train_epoch's phases)
+    double now "grokreg_now"() noexcept nogil
+
+#: the phases of a mini-batch epoch that train_epoch(phases=...) times, in its order
+PHASES = ("masks", "forward", "hidden deltas", "weights_1_2 update", "weights_0_1 update",
+          "biases")
+
+
+cdef inline void lap(double *phases, int phase, double *mark) noexcept nogil:
+    """Add the time since mark to phases[phase] (when timing) and move mark on."""
+    cdef double t
+    if phases != NULL:
+        t = now()
+        phases[phase] += t - mark[0]
+        mark[0] = t
 
 
 cpdef enum Loss:
@@ -229,23 +260,35 @@ cdef void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count
 
 
 cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
-    """Each of n hidden units' dropout factor, drawn in the order numpy draws a mask.
+    """n dropout factors (one per hidden unit, example after example), in stream order.
 
     0 drops the unit; a kept unit is multiplied by 2 in the book (np.random.randint(2) * 2, one
-    raw 32-bit draw & 1 each) and by 1 / keep otherwise (inverted dropout). Masks are drawn
-    before the examples they serve are computed, so that examples can run in parallel and
-    still consume the stream in the same order.
+    raw 32-bit draw & 1 each, as numpy draws the book's mask) and by 1 / keep otherwise
+    (inverted dropout). Default mode takes two units from each 64-bit draw: a unit is kept
+    when its 32 bits, as an integer, are below keep * 2**32 (exact for keep = 0.5), which halves
+    the calls into the generator (a call each unit cost more than the rest of a batch's
+    masking). Masks are drawn before the examples they serve are computed, so that examples
+    can run in parallel and still consume the stream in the same order.
     """
     cdef Py_ssize_t j
-    cdef floating scale = <floating> (1.0 / dropout.keep)
-    # arithmetic on the random bit, not a branch on it (mispredicted half the time)
+    cdef uint64_t bits, threshold = <uint64_t> (dropout.keep * 4294967296.0)
+    # the factor looked up by the random bit(s): no branch on them (mispredicted half the
+    # time) and no int-to-float conversion (a dependency chain through its register)
+    cdef floating factor[2]
+    factor[0] = 0
     if dropout.book:
+        factor[1] = 2
         for j in range(n):
-            mask[j] = <floating> (2 * (dropout.rng.next_uint32(dropout.rng.state) & 1))
-    else:
-        for j in range(n):
-            mask[j] = scale * <floating> (dropout.rng.next_double(dropout.rng.state)
-                                          < dropout.keep)
+            mask[j] = factor[dropout.rng.next_uint32(dropout.rng.state) & 1]
+        return
+    factor[1] = <floating> (1.0 / dropout.keep)
+    for j in range(0, n - 1, 2):
+        bits = dropout.rng.next_uint64(dropout.rng.state)
+        mask[j] = factor[<uint64_t> (<uint32_t> bits) < threshold]
+        mask[j + 1] = factor[(bits >> 32) < threshold]
+    if n % 2:
+        bits = dropout.rng.next_uint64(dropout.rng.state)
+        mask[n - 1] = factor[<uint64_t> (<uint32_t> bits) < threshold]
 
 
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
@@ -273,7 +316,9 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
             y = (<floating> (z >= 0)) * z * m if mask != NULL else (<floating> (z >= 0)) * z
             g = <floating> ((m != 0) & (y >= 0))
         else:
-            y = z * m if (z > 0) & (m != 0) else 0
+            # max(z, 0) * m: a max and a multiply, where a test of both z and m compiled to a
+            # branch on random data (a fifth of the forward pass in mispredictions)
+            y = (z if z > 0 else 0) * m
             g = m if z > 0 else 0
         h[j] = y
         gate[j] = g
@@ -463,8 +508,10 @@ cdef inline Py_ssize_t forward_example(const floating *data, const int32_t *indi
                                        bint dense) noexcept nogil:
     """Example i's hidden layer (h, gate and active units, as activate) and output layer
     (out); returns the number of active hidden units."""
-    cdef Py_ssize_t first = indptr[i], n_hidden = weights_0_1.shape[1], n_active
-    sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0], n_hidden,
+    cdef Py_ssize_t first = indptr[i], n_hidden = weights_1_2.shape[0], n_active
+    # the whole padded row (see the module docstring): the padding's sums are zeros, unused
+    sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
+             weights_0_1.shape[1],
              &bias_1[0], h)
     n_active = activate(h, gate, n_hidden, book, mask, dense, active_values, active_units)
     sum_rows(active_values, active_units, n_active, &weights_1_2[0, 0], weights_1_2.shape[1],
@@ -487,7 +534,7 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     it: the same products are added to the same numbers.
     """
     cdef Py_ssize_t t, i, first, n_active
-    cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = out.shape[1]
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = out.shape[1]
     cdef double error = 0
     cdef floating *example_mask = &mask[0, 0] if rules.dropout.active else NULL
     transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &weights_2_1[0, 0])
@@ -511,8 +558,8 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
         add_outer_rows(&weights_2_1[0, 0], n_hidden, alpha, &out[0, 0], &output_units[0],
                        n_outputs, &h[0, 0])
         first = indptr[i]
-        add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + first, indices + first,
-                       indptr[i + 1] - first, &delta_1[0, 0])
+        add_outer_rows(&weights_0_1[0, 0], weights_0_1.shape[1], alpha, data + first,
+                       indices + first, indptr[i + 1] - first, &delta_1[0, 0])
         if rules.train_bias:
             add_scaled(&bias_2[0], n_outputs, alpha, &out[0, 0])
             add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[0, 0])
@@ -533,8 +580,8 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
     Used once book-mode training has diverged, where only the literal order of operations
     turns inf into the same NaNs as the book's program (the closed form would not).
     """
-    cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
-    cdef Py_ssize_t repeat, b, i, j, c, t
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t width = weights_0_1.shape[1], repeat, b, i, j, c, t
     for j in range(n_hidden):
         for c in range(n_outputs):
             grad_1_2[j, c] = 0
@@ -549,14 +596,14 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
                 weights_1_2[j, c] += alpha * grad_1_2[j, c]
         # w01 += alpha * (layer_0.T . delta_1): the sum over the batch first, as a matrix product
         for t in range(sums_0_1.shape[0]):
-            for j in range(n_hidden):
+            for j in range(width):
                 sums_0_1[t, j] = 0
         for b in range(size):
             i = order[start + b]
-            add_outer_rows(&sums_0_1[0, 0], n_hidden, 1, data + indptr[i], indices + indptr[i],
+            add_outer_rows(&sums_0_1[0, 0], width, 1, data + indptr[i], indices + indptr[i],
                            indptr[i + 1] - indptr[i], &delta_1[b, 0])
         for t in range(sums_0_1.shape[0]):
-            for j in range(n_hidden):
+            for j in range(width):
                 weights_0_1[t, j] += alpha * sums_0_1[t, j]
 
 
@@ -638,8 +685,8 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[::1] entry_value, floating[:, ::1] column_sum,
                         floating[:, ::1] transposed, const int32_t[::1] output_units,
                         int n_threads, Py_ssize_t *n_correct,
-                        Py_ssize_t *n_seen) noexcept nogil:
-    """Mini-batch gradient descent.
+                        Py_ssize_t *n_seen, double *phases) noexcept nogil:
+    """Mini-batch gradient descent (phases, if not NULL, accumulates each phase's seconds).
 
     Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
     trained too. Book mode: the book's loop, which drops the last partial batch and applies its
@@ -657,19 +704,20 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     order), so the result is the same, bit for bit, whatever the number of threads.
     """
     cdef Py_ssize_t n = order.shape[0]
-    cdef Py_ssize_t n_hidden = h.shape[1], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
     cdef Py_ssize_t start = 0, size, b, i, j, c, repeat
     cdef double error = 0
     cdef floating triangle
     cdef floating *example_mask
     cdef bint book = rules.book, masked = rules.dropout.active
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
+    cdef double mark = now() if phases != NULL else 0
     n_seen[0] = stop
     while start < stop:
         size = min(batch_size, stop - start)
-        if masked:
-            for b in range(size):
-                draw_mask(&rules.dropout, &mask[b, 0], n_hidden)
+        if masked:  # the batch's masks at once: its rows are contiguous
+            draw_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
+        lap(phases, 0, &mark)
         for b in prange(size, num_threads=n_threads, schedule="static"):
             i = order[start + b]
             example_mask = &mask[b, 0] if masked else NULL
@@ -683,6 +731,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         for b in range(size):
             error += example_error[b]
             n_correct[0] += example_hit[b]
+        lap(phases, 1, &mark)
         if book and rules.dense:
             book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
                                  weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
@@ -694,6 +743,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
         for b in prange(size, num_threads=n_threads, schedule="static"):
             hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
                          &gate[b, 0], n_hidden, &delta_1[b, 0])
+        lap(phases, 2, &mark)
         if book:
             for j in range(n_hidden):
                 for c in range(n_outputs):
@@ -712,19 +762,23 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         weights_1_2[j, c] += alpha * grad_1_2[j, c]
         else:
             add_outer_batch(weights_1_2, alpha, h, delta_2, size, rules.dense, n_threads)
+        lap(phases, 3, &mark)
         if rules.dense:
             for b in range(size):
                 i = order[start + b]
-                add_outer_rows(&weights_0_1[0, 0], n_hidden, alpha, data + indptr[i],
-                               indices + indptr[i], indptr[i + 1] - indptr[i], &delta_1[b, 0])
+                add_outer_rows(&weights_0_1[0, 0], weights_0_1.shape[1], alpha,
+                               data + indptr[i], indices + indptr[i], indptr[i + 1] - indptr[i],
+                               &delta_1[b, 0])
         else:
             update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
                               delta_1, column_start, column_fill, entry_example, entry_value,
                               column_sum, n_threads)
+        lap(phases, 4, &mark)
         for b in range(size):
             if rules.train_bias:
                 add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
                 add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[b, 0])
+        lap(phases, 5, &mark)
         start += size
     return error
 
@@ -750,12 +804,14 @@ cdef bitgen_t *bitgen_of(object bit_generator) except NULL:
 
 cdef check_network(const floating[:, ::1] weights_0_1, const floating[::1] bias_1,
                    const floating[:, ::1] weights_1_2, const floating[::1] bias_2, int loss):
-    if weights_0_1.shape[0] < 1 or weights_0_1.shape[1] < 1 or weights_1_2.shape[1] < 1:
+    if weights_0_1.shape[0] < 1 or weights_1_2.shape[0] < 1 or weights_1_2.shape[1] < 1:
         raise ValueError("the network needs at least one input, hidden unit and output")
-    if weights_1_2.shape[0] != weights_0_1.shape[1]:
-        raise ValueError("weights_1_2 must have one row per column of weights_0_1")
+    if weights_1_2.shape[0] > weights_0_1.shape[1]:
+        raise ValueError("weights_1_2 must have one row per column of weights_0_1 (the "
+                         "columns past its rows are padding)")
     if bias_1.shape[0] != weights_0_1.shape[1] or bias_2.shape[0] != weights_1_2.shape[1]:
-        raise ValueError("bias_1 and bias_2 must have one entry per hidden unit and output")
+        raise ValueError("bias_1 and bias_2 must have one entry per column of weights_0_1 "
+                         "and per output")
     if loss != SQUARED_ERROR and loss != SOFTMAX_CROSS_ENTROPY:
         raise ValueError(f"unknown loss code {loss}")
 
@@ -872,7 +928,8 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                 floating[::1] bias_1 not None, floating[:, ::1] weights_1_2 not None,
                 floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
                 double keep, object bit_generator, int loss=SQUARED_ERROR,
-                bint train_bias=False, bint dense=False, int n_threads=1):
+                bint train_bias=False, bint dense=False, int n_threads=1,
+                double[::1] phases=None):
     """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
 
     (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
@@ -883,10 +940,11 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     skips no zero anywhere and runs the book's batch loop literally: NumPy's arithmetic for
     inf and NaN, for reproducing the book after a divergence. n_threads share out the work of
     each mini-batch (see batch_epoch: the result does not depend on it); per-example training
-    is sequential by nature and runs in one thread.
+    is sequential by nature and runs in one thread. phases (len(PHASES) seconds, mini-batches
+    only) accumulates the time of each phase of the epoch, for bench/phases.py.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1
-    cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
+    cdef Py_ssize_t n = indptr.shape[0] - 1, width = weights_0_1.shape[1]
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = weights_1_2.shape[1]
     cdef Py_ssize_t t, n_correct = 0, n_seen = order.shape[0], rows
     cdef double error
     cdef bint finite
@@ -907,6 +965,9 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         raise ValueError(f"alpha must be finite, got {alpha}")
     if book and (loss != SQUARED_ERROR or train_bias):
         raise ValueError("the book's network has squared error and no biases")
+    if phases is not None and phases.shape[0] != len(PHASES):
+        raise ValueError(f"phases must have {len(PHASES)} entries, one per phase in PHASES")
+    cdef double *phase_seconds = &phases[0] if phases is not None else NULL
     rules.book = book
     rules.train_bias = train_bias
     rules.loss = loss
@@ -925,9 +986,11 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
 
     dtype = np.float32 if floating is float else np.float64
     rows = min(batch_size, max(n_seen, 1))
-    cdef floating[:, ::1] h = np.empty((rows, n_hidden), dtype=dtype)
+    # rows as wide as weights_0_1's where they meet it; delta_1's padding stays 0, so that
+    # the padding of weights_0_1 stays 0 too
+    cdef floating[:, ::1] h = np.empty((rows, width), dtype=dtype)
     cdef floating[:, ::1] gate = np.empty((rows, n_hidden), dtype=dtype)
-    cdef floating[:, ::1] delta_1 = np.empty((rows, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] delta_1 = np.zeros((rows, width), dtype=dtype)
     cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
     cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
     cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
@@ -936,7 +999,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     cdef Py_ssize_t[::1] example_hit = np.empty(rows, dtype=np.intp)
     literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
     cdef floating[:, ::1] sums_0_1 = np.empty(
-        (weights_0_1.shape[0] if literal else 1, n_hidden), dtype=dtype)
+        (weights_0_1.shape[0] if literal else 1, width), dtype=dtype)
     # the column view of a batch (update_by_columns): room for its largest possible size
     by_columns = batch_size > 1 and not dense
     cdef Py_ssize_t capacity = 1
@@ -948,7 +1011,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                              dtype=np.int64)
     cdef int32_t[::1] entry_example = np.empty(capacity, dtype=np.int32)
     cdef floating[::1] entry_value = np.empty(capacity, dtype=dtype)
-    cdef floating[:, ::1] column_sum = np.empty((n_threads, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] column_sum = np.empty((n_threads, width), dtype=dtype)
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
     # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
@@ -973,11 +1036,11 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
                                 example_hit, column_start, column_fill, entry_example,
                                 entry_value, column_sum, transposed, output_units, n_threads,
-                                &n_correct, &n_seen)
+                                &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
-                  and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * n_hidden)
+                  and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)
                   and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)
-                  and all_finite(&bias_1[0], n_hidden) and all_finite(&bias_2[0], n_outputs))
+                  and all_finite(&bias_1[0], width) and all_finite(&bias_2[0], n_outputs))
     return error, n_correct, n_seen, finite
 
 
@@ -995,7 +1058,7 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
     added up in example order, so the result does not depend on it.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, i, thread
-    cdef Py_ssize_t n_hidden = weights_0_1.shape[1], n_outputs = weights_1_2.shape[1]
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = weights_1_2.shape[1]
     cdef Py_ssize_t n_correct = 0
     cdef double error = 0
     cdef bint has_labels = labels is not None
@@ -1012,7 +1075,7 @@ def evaluate(const floating[::1] data not None, const int32_t[::1] indices not N
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     dtype = np.float32 if floating is float else np.float64
     # one scratch row per thread; one loss and hit per example, added up in order below
-    cdef floating[:, ::1] h = np.empty((n_threads, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] h = np.empty((n_threads, weights_0_1.shape[1]), dtype=dtype)
     cdef floating[:, ::1] gate = np.empty((n_threads, n_hidden), dtype=dtype)
     cdef floating[:, ::1] out = np.empty((n_threads, n_outputs), dtype=dtype)
     cdef floating[:, ::1] active_values = np.empty((n_threads, n_hidden), dtype=dtype)

@@ -81,7 +81,7 @@ def write(net, file):
         format_version=np.array(FORMAT_VERSION, dtype=np.int64),
         config=np.array(json.dumps(config)),
         rng_state=np.array(json.dumps(_jsonable(net._bit_generator.state))),
-        **dict(zip(ARRAYS, net._parameters)),
+        **net._views,
     )
     np.savez(file, **members)
 
@@ -186,7 +186,7 @@ def load(cls, path, name=None):
             rng_state = _from_json(_json_member(archive, "rng_state", path))
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{path}: damaged random stream state ({exc})") from exc
-        for key, parameter in zip(ARRAYS, net._parameters):
+        for key, parameter in net._views.items():
             array = _read_member(archive, key, net.dtype, parameter.shape, path)
             if not np.isfinite(array).all():
                 raise ValueError(f"{path}: {key} holds NaN or infinite values")

@@ -19,27 +19,35 @@ from ._validation import (argument_error, as_inputs, as_labels, check_dtype, che
 
 __all__ = ["Network", "usable_cpus"]
 
+def padded_width(hidden, dtype):
+    """The row width the kernels get for weights_0_1 and bias_1: hidden rounded up to whole
+    64-byte cache lines (16 float32, 8 float64), so that every row is whole vectors of every
+    build (see grokreg/_kernels.pyx); the padding is zeros and stays so."""
+    lanes = 64 // np.dtype(dtype).itemsize
+    return -(-hidden // lanes) * lanes
+
+
 def _array_property(name, doc):
-    """A property exposing the array self._<name> as a read-only view; assigning an array of
-    the same shape replaces it (converted to the network's dtype, checked finite)."""
-    attribute = "_" + name
+    """A property exposing the parameter self._<name> as a read-only view (weights_0_1 and
+    bias_1 without their padding); assigning an array of that shape copies it in (converted
+    to the network's dtype, checked finite)."""
 
     def get(self):
-        view = getattr(self, attribute).view()
+        view = self._views[name].view()
         view.flags.writeable = False
         return view
 
     def set(self, value):
-        shape = getattr(self, attribute).shape
+        target = self._views[name]
         array = np.asarray(value)
-        if array.shape != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        if array.shape != target.shape:
+            raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
         if array.dtype.kind not in "iuf":
             raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-        array = np.array(array, dtype=self.dtype, order="C")
+        array = np.asarray(array, dtype=self.dtype)
         if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or infinite values")
-        setattr(self, attribute, array)
+        np.copyto(target, array)
 
     return property(get, set, doc=doc)
 
@@ -172,10 +180,11 @@ class Network:
                 raise type(exc)(f"seed: {exc}") from exc
             weights = [0.2 * generator.random(shape) - 0.1 for shape in shapes]
             self._bit_generator = generator.bit_generator
-        self._weights_0_1, self._weights_1_2 = (
-            np.ascontiguousarray(w, dtype=self.dtype) for w in weights
-        )
-        self._bias_1 = np.zeros(self.hidden, dtype=self.dtype)
+        width = padded_width(self.hidden, self.dtype)
+        self._weights_0_1 = np.zeros((self.n_inputs, width), dtype=self.dtype)
+        self._weights_0_1[:, :self.hidden] = weights[0]
+        self._weights_1_2 = np.ascontiguousarray(weights[1], dtype=self.dtype)
+        self._bias_1 = np.zeros(width, dtype=self.dtype)
         self._bias_2 = np.zeros(self.n_outputs, dtype=self.dtype)
         self.history_ = None
         self._training = threading.Lock()
@@ -205,7 +214,15 @@ class Network:
 
     @property
     def _parameters(self):
+        """The four arrays the kernels read and write (weights_0_1 and bias_1 padded)."""
         return self._weights_0_1, self._bias_1, self._weights_1_2, self._bias_2
+
+    @property
+    def _views(self):
+        """The parameters as the user sees them, by name: views without the padding."""
+        return dict(weights_0_1=self._weights_0_1[:, :self.hidden],
+                    bias_1=self._bias_1[:self.hidden], weights_1_2=self._weights_1_2,
+                    bias_2=self._bias_2)
 
     weights_0_1 = _array_property("weights_0_1", "Input-to-hidden weights, (n_inputs, hidden).")
     weights_1_2 = _array_property("weights_1_2", "Hidden-to-output weights, (hidden, n_outputs).")

@@ -48,17 +48,27 @@ def gradients(x, labels, w01, w12, mask=None, scale=1.0, b1=0.0, b2=0.0, loss="m
     return -(x.T @ delta_1), -delta_1.sum(axis=0), -(h.T @ delta_2), -delta_2.sum(axis=0)
 
 
-def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, generator=None, loss="mse",
+def dropout_masks(bit_generator, shape, keep):
+    """Masks as grokreg's default mode draws them, one array per call: each 64-bit draw gives
+    two units (its low 32 bits, then its high), kept when below keep * 2**32."""
+    n = int(np.prod(shape))
+    raw = bit_generator.random_raw((n + 1) // 2)
+    bits = np.empty(2 * len(raw), dtype=np.uint64)
+    bits[0::2], bits[1::2] = raw & np.uint64(0xFFFFFFFF), raw >> np.uint64(32)
+    return (bits[:n] < np.uint64(int(keep * 2**32))).astype(float).reshape(shape)
+
+
+def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, bit_generator=None, loss="mse",
                 bias=False):
     """One epoch in default mode, params = [w01, b1, w12, b2] updated in place; masks drawn as
-    grokreg draws them (unit by unit). Returns (summed loss, n_correct)."""
+    grokreg draws them (a batch's at once, or one example's). Returns (summed loss, n_correct)."""
     w01, b1, w12, b2 = params
     error, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], labels[start:start + batch_size]
         mask = None
         if keep < 1:
-            mask = (generator.random((len(xb), w01.shape[1])) < keep).astype(float)
+            mask = dropout_masks(bit_generator, (len(xb), w01.shape[1]), keep)
         _, _, out = forward(xb, w01, w12, mask, 1 / keep, b1, b2)
         error += np.sum(example_losses(out, lb, loss))
         correct += int(np.sum(out.argmax(axis=1) == lb))

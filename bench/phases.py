@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Where a mini-batch fit's time goes, phase by phase, on full MNIST (one process, one run).
+
+The task of bench/full_mnist.py (784-100-10, dropout 0.5, batches of 100, alpha 0.1, default
+mode), trained through the kernels directly so that each phase is timed: the conversion of
+the images to sparse rows (once per fit), each phase of the training epochs (the kernels'
+PHASES, timed inside the compiled loop) and the evaluation of the test set (every epoch).
+The next speed-up should start from the largest row.
+
+    python bench/phases.py --data-dir ../shared/data/mnist [--epochs 3] [--dtype float32]
+        [--threads 1]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+import grokreg
+from grokreg import _dispatch
+from grokreg.network import sparse_rows
+
+HIDDEN, BATCH, ALPHA, DROPOUT = int(os.environ.get("H", 100)), 100, 0.1, 0.5
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("GROKREG_DATA"),
+                        help="the full MNIST files (default: $GROKREG_DATA)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not args.data_dir:
+        parser.error("full MNIST is needed: pass --data-dir or set GROKREG_DATA")
+    kernels = _dispatch.kernels
+    (x, y), (x_test, y_test) = grokreg.load_mnist(args.data_dir)
+    net = grokreg.Network(HIDDEN, dropout=DROPOUT, dtype=args.dtype, seed=0,
+                          n_threads=args.threads)
+    flat = lambda images: np.ascontiguousarray(images.reshape(len(images), -1))  # noqa: E731
+    started = time.perf_counter()
+    train = sparse_rows(flat(x), net.dtype)
+    test = sparse_rows(flat(x_test), net.dtype)
+    conversion = time.perf_counter() - started
+    phases = np.zeros(len(kernels.PHASES))
+    evaluation = training = 0.0
+    order = np.arange(len(x), dtype=np.int64)
+    for _ in range(args.epochs):
+        started = time.perf_counter()
+        kernels.train_epoch(*train, y, order, *net._parameters, ALPHA, BATCH, False,
+                            1 - DROPOUT, net._bit_generator, net._loss_code, False, False,
+                            args.threads, phases)
+        training += time.perf_counter() - started
+        started = time.perf_counter()
+        _, correct = kernels.evaluate(*test, y_test, *net._parameters, net._loss_code,
+                                      n_threads=args.threads)
+        evaluation += time.perf_counter() - started
+    rows = [(f"training: {name}", seconds / args.epochs) for name, seconds in
+            zip(kernels.PHASES, phases)]
+    rows.append(("training: the rest (between the timed phases)",
+                 (training - phases.sum()) / args.epochs))
+    rows += [("evaluation of 10,000 test images", evaluation / args.epochs),
+             ("conversion to sparse rows, once per fit (/ epochs)", conversion / args.epochs)]
+    total = sum(seconds for _, seconds in rows)
+    print(f"{args.dtype}, {args.threads} thread(s), the {_dispatch.BUILD} build, "
+          f"{args.epochs} epochs; test accuracy {correct / len(y_test):.4f}\n")
+    print("| phase | ms / epoch | share |")
+    print("|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {1000 * seconds:.1f} | {seconds / total:.0%} |")
+    print(f"| total | {1000 * total:.1f} | |")
+
+
+if __name__ == "__main__":
+    main()
