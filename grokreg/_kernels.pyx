@@ -34,6 +34,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport exp, isfinite, log
+from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
 
@@ -150,7 +151,9 @@ cdef extern from *:
     #else
     #define GROKREG_PREFETCH(address) ((void) (address))
     #endif
-    #if defined(__AVX__)
+    #if defined(__AVX512F__)
+    #define GROKREG_VECTOR_BYTES 64
+    #elif defined(__AVX__)
     #define GROKREG_VECTOR_BYTES 32
     #else
     #define GROKREG_VECTOR_BYTES 16
@@ -163,7 +166,7 @@ cdef extern from *:
 
 cdef enum:
     WIDEST = 14        # vector registers of accumulators (16 exist on x86-64 and more on arm64)
-    BLOCK = 112        # WIDEST 32-byte vectors of float32: room for any block
+    BLOCK = 224        # WIDEST 64-byte vectors of float32: room for any block
     AHEAD = 8          # prefetch distance, in inputs
     CACHE_LINE = 64
 
@@ -847,79 +850,120 @@ cdef check_rows(const int32_t[::1] indices, const int64_t[::1] indptr, Py_ssize_
                                  f"(the network's inputs)")
 
 
-def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False):
+cdef int64_t[::1] row_starts(const int64_t[::1] counts):
+    """indptr from per-row counts: indptr[i] is where row i starts, indptr[n] the total."""
+    cdef Py_ssize_t i, n = counts.shape[0]
+    cdef int64_t[::1] indptr = np.empty(n + 1, dtype=np.int64)
+    indptr[0] = 0
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + counts[i]
+    return indptr
+
+
+def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
     Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
     indices[indptr[i]:indptr[i + 1]] (increasing). keep_zeros lists every entry, zeros too:
-    the kernels then compute as densely as NumPy (where 0 * inf is NaN).
+    the kernels then compute as densely as NumPy (where 0 * inf is NaN). n_threads share out
+    the rows (the result does not depend on it).
     """
-    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, count = 0
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef int64_t row_count
     if n_inputs > 2**31 - 1:
         raise ValueError("x has too many columns for 32-bit indices")
-    cdef int64_t[::1] indptr = np.empty(n + 1, dtype=np.int64)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    dtype = np.float32 if floating is float else np.float64
+    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
     with nogil:
-        indptr[0] = 0
-        for i in range(n):
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            row_count = 0
+            for k in range(n_inputs):  # a comparison, which vectorises
+                row_count = row_count + ((x[i, k] != 0) | keep_zeros)
+            counts[i] = row_count
+    cdef int64_t[::1] indptr = row_starts(counts)
+    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
+    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
+    # each row is gathered into its thread's scratch row first, every entry written at the
+    # next free place and only a kept one advancing it (no branch on the values, which
+    # mispredicts on every stroke's edge), then copied to its place
+    cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
+    cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
+        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            row_count = 0
             for k in range(n_inputs):
-                count += x[i, k] != 0 or keep_zeros
-            indptr[i + 1] = count
-    cdef floating[::1] data = np.empty(count, dtype=np.float32 if floating is float else np.float64)
-    cdef int32_t[::1] indices = np.empty(count, dtype=np.int32)
-    with nogil:
-        count = 0
-        for i in range(n):
-            for k in range(n_inputs):
-                if x[i, k] != 0 or keep_zeros:
-                    data[count] = x[i, k]
-                    indices[count] = k
-                    count += 1
+                scratch_values[thread, row_count] = x[i, k]
+                scratch_columns[thread, row_count] = <int32_t> k
+                row_count = row_count + ((x[i, k] != 0) | keep_zeros)
+            memcpy(&data[0] + indptr[i], &scratch_values[thread, 0],
+                   row_count * sizeof(floating))
+            memcpy(&indices[0] + indptr[i], &scratch_columns[thread, 0],
+                   row_count * sizeof(int32_t))
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)
 
 
 def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
-                  bint keep_zeros=False):
+                  bint keep_zeros=False, int n_threads=1):
     """sparse_rows of the images values[x], without their dense floating-point copy.
 
     x holds uint8 pixels; values (256 entries) is what each pixel value stands for, e.g.
     np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
     the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
     """
-    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, count = 0
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef int64_t row_count
     if values.shape[0] != 256:
         raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
     if n_inputs > 2**31 - 1:
         raise ValueError("x has too many columns for 32-bit indices")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef uint8_t kept[256]
     cdef bint kept_if_nonzero = True  # the usual table: only pixel 0 stands for 0
     cdef int p
     for p in range(256):
         kept[p] = values[p] != 0 or keep_zeros
         kept_if_nonzero = kept_if_nonzero and kept[p] == (p != 0)
-    cdef int64_t[::1] indptr = np.empty(n + 1, dtype=np.int64)
+    dtype = np.float32 if floating is float else np.float64
+    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
     with nogil:
-        indptr[0] = 0
-        for i in range(n):
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            row_count = 0
             if kept_if_nonzero:  # a byte comparison, which vectorises; a table lookup does not
                 for k in range(n_inputs):
-                    count += x[i, k] != 0
+                    row_count = row_count + (x[i, k] != 0)
             else:
                 for k in range(n_inputs):
-                    count += kept[x[i, k]]
-            indptr[i + 1] = count
-    # one spare entry: every pixel is written at the next free place, and only a kept one
-    # advances it (no branch on the pixels, which mispredicts on every stroke's edge)
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] data = np.empty(count + 1, dtype=dtype)
-    cdef int32_t[::1] indices = np.empty(count + 1, dtype=np.int32)
-    with nogil:
-        count = 0
-        for i in range(n):
+                    row_count = row_count + kept[x[i, k]]
+            counts[i] = row_count
+    cdef int64_t[::1] indptr = row_starts(counts)
+    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
+    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
+    # gathered as in sparse_rows
+    cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
+    cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
+        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            row_count = 0
             for k in range(n_inputs):
-                data[count] = values[x[i, k]]
-                indices[count] = <int32_t> k
-                count += kept[x[i, k]]
-    return np.asarray(data)[:count], np.asarray(indices)[:count], np.asarray(indptr)
+                scratch_values[thread, row_count] = values[x[i, k]]
+                scratch_columns[thread, row_count] = <int32_t> k
+                row_count = row_count + kept[x[i, k]]
+            memcpy(&data[0] + indptr[i], &scratch_values[thread, 0],
+                   row_count * sizeof(floating))
+            memcpy(&indices[0] + indptr[i], &scratch_columns[thread, 0],
+                   row_count * sizeof(int32_t))
+    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
 
 
 def train_epoch(const floating[::1] data not None, const int32_t[::1] indices not None,

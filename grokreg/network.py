@@ -73,11 +73,11 @@ PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtyp
                 for t in (np.float32, np.float64)}
 
 
-def sparse_rows(x, dtype, keep_zeros=False):
+def sparse_rows(x, dtype, keep_zeros=False, n_threads=1):
     """The kernels' sparse rows of inputs from as_inputs: uint8 pixels are scaled on the way."""
     if x.dtype == np.uint8:
-        return _kernels.sparse_pixels(x, PIXEL_VALUES[dtype], keep_zeros)
-    return _kernels.sparse_rows(x, keep_zeros)
+        return _kernels.sparse_pixels(x, PIXEL_VALUES[dtype], keep_zeros, n_threads)
+    return _kernels.sparse_rows(x, keep_zeros, n_threads)
 
 
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
@@ -303,7 +303,7 @@ class Network:
         return LOSSES[self.loss]
 
     def _sparse_rows(self, x, keep_zeros=False):
-        return sparse_rows(x, self.dtype, keep_zeros)
+        return sparse_rows(x, self.dtype, keep_zeros, self._n_threads)
 
     def _evaluate(self, rows, y, dense=False):
         error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss],
@@ -318,7 +318,7 @@ class Network:
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
         y = as_labels(y, len(x), self.n_outputs)
-        return self._evaluate(sparse_rows(x, self.dtype), y)
+        return self._evaluate(self._sparse_rows(x), y)
 
     def score(self, x, y):
         """Accuracy on (x, y)."""
@@ -328,7 +328,7 @@ class Network:
         """Predicted class of each example: an int64 array of shape (N,)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
-        _kernels.evaluate(*sparse_rows(x, self.dtype), None, *self._parameters, LOSSES[self.loss],
+        _kernels.evaluate(*self._sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
                           predictions, n_threads=self._n_threads)
         return predictions
 
@@ -336,7 +336,7 @@ class Network:
         """The output layer for each example (no dropout; logits for cross-entropy)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
-        _kernels.evaluate(*sparse_rows(x, self.dtype), None, *self._parameters, LOSSES[self.loss],
+        _kernels.evaluate(*self._sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
                           None, outputs, n_threads=self._n_threads)
         return outputs
 

@@ -340,3 +340,18 @@ def test_padded_rows_change_nothing_and_stay_zero(sparse_data, dtype, batch_size
     for params, out in zip((plain, padded), outputs):
         _kernels.evaluate(*rows(x.astype(dtype)), None, *params, MSE, None, out)
     assert np.array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("keep_zeros", [False, True])
+def test_sparse_conversions_share_rows_among_threads_exactly(sparse_data, n_threads, keep_zeros):
+    x, _ = sparse_data
+    pixels = (x * 255).astype(np.uint8)
+    table = np.divide(np.arange(256, dtype=np.uint8), 255, dtype=np.float64)
+    for convert, args in ((_kernels.sparse_rows, (x,)), (_kernels.sparse_pixels, (pixels, table))):
+        alone = convert(*args, keep_zeros, 1)
+        shared = convert(*args, keep_zeros, n_threads)
+        for a, b in zip(alone, shared):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    data, indices, indptr = _kernels.sparse_rows(x, keep_zeros, n_threads)
+    assert len(data) == (x.size if keep_zeros else np.count_nonzero(x))
