@@ -6,7 +6,9 @@ For each experiment, runs `grokreg reproduce EXPERIMENT --book` and
 (OMP/OpenBLAS/MKL threads set to 1), checks that they print the same table, and reports wall
 times and speed-ups as a Markdown table (stdout) and JSON (--json). grokreg runs once per
 build of its kernels (--kernels; GROKREG_KERNELS): the one chosen for this CPU, and the
-portable one a CPU without AVX2 gets.
+portable one a CPU without AVX2 gets. Every program runs --repeat times, their runs
+alternating (NumPy, each build, NumPy, ...), and each is timed by its median: a slow phase
+of a shared machine hits them all alike.
 
     python bench/book.py                      # the full tables: minutes, the reference is slow
     python bench/book.py --epochs 20          # shorter runs, same comparison
@@ -14,11 +16,13 @@ portable one a CPU without AVX2 gets.
 import argparse
 import json
 import os
-import platform
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = ("overfit", "dropout", "batch")
@@ -50,7 +54,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, help="shorten every experiment to this many epochs")
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=EXPERIMENTS)
-    parser.add_argument("--repeat", type=int, default=3, help="grokreg runs per experiment (best kept)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each program per experiment (medians compared)")
     parser.add_argument("--reference", type=Path,
                         default=shared_dir() / "reference" / "chapter8_numpy.py")
     parser.add_argument("--data-dir", type=Path, default=shared_dir() / "data" / "mnist",
@@ -71,20 +76,25 @@ def main(argv=None):
     for experiment in args.experiments:
         command = [sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
                    "--no-progress", *extra]
-        # the builds' runs alternate, so that a slow phase of a shared machine hits both
+        reference = [sys.executable, str(args.reference), experiment, "--data-dir",
+                     str(args.data_dir), *extra]
+        # every program's runs alternate, so that a slow phase of a shared machine hits all
         ours = {build: [] for build in builds}
+        theirs = []
         for _ in range(args.repeat):
+            theirs.append(timed(reference))
             for build, kernels in builds.items():
                 ours[build].append(timed(command, kernels))
-        theirs = timed([sys.executable, str(args.reference), experiment, "--data-dir",
-                        str(args.data_dir), *extra])
+        numpy_seconds = statistics.median(seconds for seconds, _ in theirs)
         for build, runs in ours.items():
-            best = min(seconds for seconds, _ in runs)
-            identical = all(out == theirs[1] for _, out in runs)
+            median = statistics.median(seconds for seconds, _ in runs)
+            identical = all(out == theirs[0][1] for _, out in runs + theirs)
             rows.append(dict(experiment=experiment, epochs=args.epochs or "book's", build=build,
-                             numpy_seconds=round(theirs[0], 3), grokreg_seconds=round(best, 3),
-                             speedup=round(theirs[0] / best, 1), identical_output=identical))
-            print(f"{experiment}: numpy {theirs[0]:.2f} s, grokreg ({build}) {best:.2f} s",
+                             numpy_seconds=round(numpy_seconds, 3),
+                             grokreg_seconds=round(median, 3),
+                             speedup=round(numpy_seconds / median, 1),
+                             identical_output=identical))
+            print(f"{experiment}: numpy {numpy_seconds:.2f} s, grokreg ({build}) {median:.2f} s",
                   file=sys.stderr)
 
     print("| experiment | epochs | NumPy reference | grokreg --book | kernels | speed-up "
@@ -94,9 +104,9 @@ def main(argv=None):
         print(f"| {row['experiment']} | {row['epochs']} | {row['numpy_seconds']:.2f} s | "
               f"{row['grokreg_seconds']:.2f} s | {row['build']} | {row['speedup']}x | "
               f"{'yes' if row['identical_output'] else 'NO'} |")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
-              f"Python {platform.python_version()}"
-    print(f"\nWhole process, one thread each, best of {args.repeat} for grokreg; {machine}.")
+    machine = describe()
+    print(f"\nWhole process, one thread each, medians of {args.repeat} alternating runs of "
+          f"each; {machine}.")
     if args.json:
         args.json.write_text(json.dumps(dict(machine=machine, rows=rows), indent=1) + "\n")
     return 0 if all(row["identical_output"] for row in rows) else 1

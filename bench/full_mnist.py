@@ -5,7 +5,9 @@ The task (the correct model, default mode): 784-100-10, ReLU, dropout 0.5, squar
 mini-batches of 100 with alpha 0.1 on the batch-mean gradient, test accuracy every epoch; and
 per-example SGD (batch 1). Every peer runs in its own process with OMP/OpenBLAS/MKL threads
 (and torch.set_num_threads) set to the thread count, so settings never leak between runs.
-A peer that is not installed is skipped with a note, never faked.
+A peer that is not installed is skipped with a note, never faked. The "default" rows run each
+peer as a new user would, its thread count left to it (grokreg: every CPU this process may
+use; PyTorch: its own default), the environment's thread variables unset.
 
     python bench/full_mnist.py --data-dir ../shared/data/mnist [--epochs 10] [--json out.json]
 
@@ -16,10 +18,11 @@ not comparable), NumPy (the book's batch program with the correct gradient).
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from machine import describe
 
 HIDDEN, BATCH, ALPHA, DROPOUT = 100, 100, 0.1, 0.5
 
@@ -38,7 +41,8 @@ def run_grokreg(data_dir, dtype, epochs, batch, threads):
     import grokreg
 
     x, y, xt, yt, np = load(data_dir, dtype)
-    net = grokreg.Network(HIDDEN, dropout=DROPOUT, dtype=dtype, seed=0, n_threads=threads)
+    options = {} if threads == 0 else dict(n_threads=threads)  # 0: grokreg's default
+    net = grokreg.Network(HIDDEN, dropout=DROPOUT, dtype=dtype, seed=0, **options)
     if batch == 1:
         n = 20_000
         started = time.perf_counter()
@@ -53,7 +57,8 @@ def run_grokreg(data_dir, dtype, epochs, batch, threads):
 def run_torch(data_dir, dtype, epochs, batch, threads):
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:  # 0: PyTorch's default
+        torch.set_num_threads(threads)
     x, y, xt, yt, np = load(data_dir, dtype)
     torch_dtype = getattr(torch, dtype)
     X, Xt = torch.from_numpy(x), torch.from_numpy(xt)
@@ -169,17 +174,20 @@ def main(argv=None):
     if args.worker:
         return worker(args)
 
-    runs = [("grokreg", "float64", BATCH, 1)]
-    runs += [(peer, "float32", BATCH, t) for t in args.threads
-             for peer in ("grokreg", "pytorch", "scikit-learn", "numpy")]
+    runs = [(peer, dtype, BATCH, t) for t in args.threads for dtype in ("float32", "float64")
+            for peer in ("grokreg", "pytorch", "scikit-learn", "numpy")
+            if dtype == "float32" or peer in ("grokreg", "numpy")]
+    runs += [("grokreg", "float32", BATCH, 0), ("pytorch", "float32", BATCH, 0)]
     runs += [("grokreg", "float32", 1, 1), ("pytorch", "float32", 1, 1)]
     results, notes = [], []
     for peer, dtype, batch, threads in runs:
         if not installed(PEERS[peer]):
             notes.append(f"{peer} is not installed: skipped")
             continue
-        env = {**os.environ, **{v: str(threads) for v in
-                                ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+        variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        env = {k: v for k, v in os.environ.items() if k not in variables}
+        if threads:
+            env.update({v: str(threads) for v in variables})
         output = subprocess.run(
             [sys.executable, __file__, "--worker", f"{peer},{dtype},{batch},{threads}",
              "--data-dir", args.data_dir, "--epochs", str(args.epochs)],
@@ -190,14 +198,18 @@ def main(argv=None):
 
     ours = {(r["dtype"], r["batch"], r["threads"]): r for r in results if r["peer"] == "grokreg"}
     print(f"Mini-batches of {BATCH}, {args.epochs} epochs, test accuracy every epoch:\n")
-    print("| peer | dtype | threads | s / epoch | test accuracy | grokreg (float32, same threads) "
-          "is faster by |")
+    print("| peer | dtype | threads | s / epoch | test accuracy | grokreg (same dtype, same "
+          "threads) is faster by |")
     print("|---|---|---|---|---|---|")
     for r in (r for r in results if r["batch"] == BATCH):
-        reference = ours.get(("float32", BATCH, r["threads"]))
+        reference = ours.get((r["dtype"], BATCH, r["threads"]))
         ratio = r["seconds_per_epoch"] / reference["seconds_per_epoch"] if reference else float("nan")
-        print(f"| {r['peer']} | {r['dtype']} | {r['threads']} | {r['seconds_per_epoch']:.3f} | "
-              f"{r['test_accuracy']:.4f} | {ratio:.2f}x |")
+        print(f"| {r['peer']} | {r['dtype']} | {r['threads'] or 'default'} | "
+              f"{r['seconds_per_epoch']:.3f} | {r['test_accuracy']:.4f} | {ratio:.2f}x |")
+    one, two = ours.get(("float32", BATCH, 1)), ours.get(("float32", BATCH, 2))
+    if one and two:
+        print(f"\ngrokreg float32 at 2 threads: {one['seconds_per_epoch'] / two['seconds_per_epoch']:.2f}x "
+              f"its 1-thread speed.")
     print("\nPer-example SGD (batch 1):\n")
     print("| peer | µs / step | grokreg is faster by |")
     print("|---|---|---|")
@@ -205,7 +217,7 @@ def main(argv=None):
     for r in (r for r in results if r["batch"] == 1):
         ratio = r["us_per_step"] / single["us_per_step"] if single else float("nan")
         print(f"| {r['peer']} | {r['us_per_step']:.1f} | {ratio:.1f}x |")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe()
     openmp, build = kernels_built()
     print(f"\n{machine}. grokreg's kernels: the {build} build; its threads: "
           f"Network(n_threads=...), OpenMP {'on' if openmp else 'off (built without it)'}. "

@@ -18,7 +18,6 @@ import numpy as np
 
 import grokreg
 from grokreg import _dispatch
-from grokreg.network import sparse_rows
 
 HIDDEN, BATCH, ALPHA, DROPOUT = int(os.environ.get("H", 100)), 100, 0.1, 0.5
 
@@ -39,8 +38,8 @@ def main(argv=None):
                           n_threads=args.threads)
     flat = lambda images: np.ascontiguousarray(images.reshape(len(images), -1))  # noqa: E731
     started = time.perf_counter()
-    train = sparse_rows(flat(x), net.dtype)
-    test = sparse_rows(flat(x_test), net.dtype)
+    train = net._sparse_rows(flat(x))
+    test = net._sparse_rows(flat(x_test))
     conversion = time.perf_counter() - started
     phases = np.zeros(len(kernels.PHASES))
     evaluation = training = 0.0

@@ -75,7 +75,7 @@ class Ensemble:
             raise TypeError("Ensemble trains each network in one thread; set n_jobs instead")
         self.n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1)
         seeds = member_seeds(seed, self.n_networks, bool(options.get("book", False)))
-        self.networks = [Network(hidden, seed=s, **options) for s in seeds]
+        self.networks = [Network(hidden, seed=s, n_threads=1, **options) for s in seeds]
         self.histories_ = None
 
     @classmethod
@@ -199,8 +199,10 @@ class Ensemble:
                 for name in names:
                     if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
                         raise ValueError(f"{name} is larger than any network it may hold")
-                    networks.append(_serialization.load(
-                        Network, io.BytesIO(archive.read(name)), name=f"{path}: {name}"))
+                    net = _serialization.load(Network, io.BytesIO(archive.read(name)),
+                                              name=f"{path}: {name}")
+                    net.n_threads = 1  # the ensemble's threads are its networks
+                    networks.append(net)
             except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError,
                     zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
                 raise ValueError(f"{path}: damaged or not a grokreg ensemble file ({exc})") from exc

@@ -114,10 +114,13 @@ class Network:
     n_inputs, n_outputs : int
         Layer sizes (MNIST: 784 pixels, 10 classes).
     n_threads : int or None
-        Threads that share out each mini-batch and each evaluation (OpenMP; ``None``: every CPU
-        this process may use). Results are identical, bit for bit, whatever the number.
-        Per-example training (batch_size=1) is sequential and uses one. A run-time setting: it
-        can be changed at any time and is not saved with the network.
+        Threads that share out each mini-batch, each evaluation and the conversion of the data
+        (OpenMP). ``None`` (the default): every CPU this process may use (its affinity mask,
+        and no more than ``OMP_NUM_THREADS`` where that is set, as Dask sets it to 1 in its
+        workers). Results are identical, bit for bit, whatever the number. Per-example training
+        (batch_size=1) is sequential and uses one. Choose 1 when several networks train at
+        once in parallel threads (``grokreg.Ensemble`` does). A run-time setting: it can be
+        changed at any time and is not saved with the network.
 
     Attributes
     ----------
@@ -133,11 +136,11 @@ class Network:
     update is ``w += alpha * activation * (target - prediction)``, the book's rule;
     mini-batches average the gradient over the batch. A network trains in one thread at a time
     (a second concurrent ``fit`` raises RuntimeError); the kernels release the GIL, so separate
-    networks train in parallel Python threads (keep ``n_threads=1`` for each, then).
+    networks train in parallel Python threads (give each ``n_threads=1``, then).
     """
 
     def __init__(self, hidden=40, *, dropout=0.0, seed=None, book=False, dtype="float64",
-                 loss="mse", bias=False, n_inputs=784, n_outputs=10, n_threads=1):
+                 loss="mse", bias=False, n_inputs=784, n_outputs=10, n_threads=None):
         self.hidden = check_int(hidden, "hidden", minimum=1)
         self.n_threads = n_threads
         self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=2**31 - 1)
@@ -361,7 +364,7 @@ class Network:
         return _serialization.save(self, path)
 
     @classmethod
-    def load(cls, path, *, n_threads=1):
+    def load(cls, path, *, n_threads=None):
         """Read a network written by ``save``; refuses anything else with ValueError."""
         net = _serialization.load(cls, path)
         net.n_threads = n_threads

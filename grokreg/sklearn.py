@@ -56,7 +56,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None
         Seeds the weights, the dropout masks, the shuffling and the validation split.
     n_threads : int or None
-        OpenMP threads for mini-batches and prediction (None: every CPU); changes only speed.
+        OpenMP threads for mini-batches and prediction (None: every CPU this process may use,
+        as ``grokreg.Network``); changes only speed. ``GridSearchCV(n_jobs=...)`` runs several
+        fits at once: give 1 then.
     warm_start : bool
         ``fit`` continues from the fitted network instead of starting anew.
     early_stopping : bool
@@ -87,7 +89,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden=40, *, dropout=0.0, epochs=10, learning_rate_init=0.005,
                  batch_size=1, loss="mse", bias=False, dtype="float64", book=False,
-                 shuffle=False, random_state=None, n_threads=1, warm_start=False,
+                 shuffle=False, random_state=None, n_threads=None, warm_start=False,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  tol=1e-4, verbose=False):
         self.hidden = hidden

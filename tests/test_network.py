@@ -1,4 +1,5 @@
 """grokreg.Network: its contract, equivalent inputs, seeding, and refusals of bad input."""
+import os
 import threading
 
 import numpy as np
@@ -222,8 +223,21 @@ def test_n_threads_is_a_run_time_setting(small, tmp_path):
     with pytest.raises(ValueError, match="n_threads"):
         net.n_threads = -2
     path = net.save(tmp_path / "net.npz")
-    assert grokreg.Network.load(path).n_threads == 1
+    assert grokreg.Network.load(path).n_threads == grokreg.network.usable_cpus()
     assert grokreg.Network.load(path, n_threads=3).n_threads == 3
+
+
+def test_every_cpu_by_default_within_omp_num_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpus = grokreg.network.usable_cpus()
+    assert grokreg.Network(4, seed=0).n_threads == cpus >= 1
+    if hasattr(os, "sched_getaffinity"):
+        assert cpus == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask sets it in its workers
+    assert grokreg.Network(4, seed=0).n_threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "64,2")  # nested levels: the first counts
+    assert grokreg.Network(4, seed=0).n_threads == cpus
+    assert all(net.n_threads == 1 for net in grokreg.Ensemble(2, 4, seed=0).networks)
 
 
 X = np.zeros((4, 784), dtype=np.uint8)
