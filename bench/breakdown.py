@@ -64,7 +64,7 @@ def rows_in_l1_seconds(hidden, repeat, n=10000, per_example=150, inputs_used=40)
                  np.arange(0, n * per_example + 1, per_example, dtype=np.int64))
     labels = rng.integers(0, 10, n).astype(np.int64)
     net = grokreg.Network(hidden, seed=1, book=True)
-    parameters = net.weights_0_1, net.bias_1, net.weights_1_2, net.bias_2
+    parameters = net._parameters  # as the kernels get them (weights_0_1's rows padded)
     return best_of(repeat, lambda: kernels.evaluate(*synthetic, labels, *parameters)) / n
 
 
@@ -97,7 +97,7 @@ def main(argv=None):
         step = best_of(args.repeat, lambda: net.fit(x, y, **fit)) / (args.epochs * N_TRAIN)
         # as fit evaluates: the test images' sparse rows built once, then the kernel
         test_rows = sparse_rows(x_test.reshape(len(x_test), -1), net.dtype)
-        parameters = net.weights_0_1, net.bias_1, net.weights_1_2, net.bias_2
+        parameters = net._parameters  # as the kernels get them (weights_0_1's rows padded)
         evaluated = best_of(args.repeat, lambda: kernels.evaluate(
             *test_rows, labels, *parameters)) / len(y_test)
         steps = experiment.epochs * N_TRAIN

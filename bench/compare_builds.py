@@ -64,8 +64,8 @@ def main(argv=None):
                 # the book's network, fresh for each timing: every build starts alike
                 net = grokreg.Network(experiment.hidden, dropout=experiment.dropout, seed=1,
                                       book=True)
-                parameters = [np.array(p) for p in (net.weights_0_1, net.bias_1,
-                                                    net.weights_1_2, net.bias_2)]
+                # as the kernels get them (weights_0_1's rows padded)
+                parameters = [p.copy() for p in net._parameters]
                 train, test = kernels.sparse_pixels(x, pixels), kernels.sparse_pixels(x_test,
                                                                                       pixels)
                 epoch = (*train, y, order, *parameters, experiment.book_alpha,

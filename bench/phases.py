@@ -18,8 +18,9 @@ import numpy as np
 
 import grokreg
 from grokreg import _dispatch
+from machine import describe
 
-HIDDEN, BATCH, ALPHA, DROPOUT = int(os.environ.get("H", 100)), 100, 0.1, 0.5
+HIDDEN, BATCH, ALPHA, DROPOUT = 100, 100, 0.1, 0.5
 
 
 def main(argv=None):
@@ -44,6 +45,7 @@ def main(argv=None):
     phases = np.zeros(len(kernels.PHASES))
     evaluation = training = 0.0
     order = np.arange(len(x), dtype=np.int64)
+    process_cpu, own_cpu = time.process_time(), time.thread_time()
     for _ in range(args.epochs):
         started = time.perf_counter()
         kernels.train_epoch(*train, y, order, *net._parameters, ALPHA, BATCH, False,
@@ -54,6 +56,7 @@ def main(argv=None):
         _, correct = kernels.evaluate(*test, y_test, *net._parameters, net._loss_code,
                                       n_threads=args.threads)
         evaluation += time.perf_counter() - started
+    others = (time.process_time() - process_cpu) - (time.thread_time() - own_cpu)
     rows = [(f"training: {name}", seconds / args.epochs) for name, seconds in
             zip(kernels.PHASES, phases)]
     rows.append(("training: the rest (between the timed phases)",
@@ -61,13 +64,15 @@ def main(argv=None):
     rows += [("evaluation of 10,000 test images", evaluation / args.epochs),
              ("conversion to sparse rows, once per fit (/ epochs)", conversion / args.epochs)]
     total = sum(seconds for _, seconds in rows)
-    print(f"{args.dtype}, {args.threads} thread(s), the {_dispatch.BUILD} build, "
-          f"{args.epochs} epochs; test accuracy {correct / len(y_test):.4f}\n")
+    print(f"{args.dtype}, {args.threads} thread(s), the {_dispatch.BUILD} build of the kernels, "
+          f"{args.epochs} epochs; test accuracy {correct / len(y_test):.4f}; {describe()}\n")
     print("| phase | ms / epoch | share |")
     print("|---|---|---|")
     for name, seconds in rows:
         print(f"| {name} | {1000 * seconds:.1f} | {seconds / total:.0%} |")
     print(f"| total | {1000 * total:.1f} | |")
+    if args.threads == 1:  # nothing else should run: OpenBLAS's pool, say, spinning
+        print(f"\nCPU time of threads other than this one during the epochs: {others:.3f} s")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import grokreg
 
 
 def train(seeds, x, y, epochs, parallel):
-    networks = [grokreg.Network(100, dropout=0.5, seed=seed) for seed in seeds]
+    # one thread each: the networks are the parallel work
+    networks = [grokreg.Network(100, dropout=0.5, seed=seed, n_threads=1) for seed in seeds]
     jobs = [lambda net=net: net.fit(x, y, epochs=epochs, alpha=0.005) for net in networks]
     started = time.perf_counter()
     if parallel:

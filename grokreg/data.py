@@ -15,19 +15,13 @@ from importlib import resources
 import numpy as np
 
 from ._validation import argument_error
+# the MNIST files and where they are cached belong to download (which imports nothing of this
+# module): data reads and download fetches, in one direction
+from .download import DATA_ENV, MNIST_FILES, download_mnist
 
 __all__ = ["read_idx", "load_mnist", "load_idx_dataset", "MNIST_FILES", "EMBEDDED_TRAIN_SIZE",
            "DATA_ENV"]
 
-DATA_ENV = "GROKREG_DATA"
-
-#: the standard MNIST file names, without the ``.gz`` that a directory may add
-MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 
 #: training images in the embedded subset: 0-999 are the book's training set, 1000-1999 a
 #: validation set
@@ -229,8 +223,6 @@ def load_mnist(data_dir=None, *, n_train=None, n_test=None, download=False):
         Images as uint8 arrays of shape (N, 28, 28), labels as int64 arrays of shape (N,).
     """
     if download:
-        from .download import download_mnist
-
         data_dir = download_mnist(data_dir)
     data_dir = data_source(data_dir)
     if data_dir is not None:

@@ -8,22 +8,28 @@ never leaves a file that a later run would trust.
 """
 import gzip
 import hashlib
-import http.client
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 import zlib
 
 from ._files import atomic_write
-from .data import DATA_ENV, MNIST_FILES
 from .progress import Progress
 
 __all__ = ["DownloadError", "download_mnist", "verify_mnist", "default_cache_dir", "mirrors",
-           "MIRRORS_ENV", "DEFAULT_MIRRORS"]
+           "MIRRORS_ENV", "DEFAULT_MIRRORS", "DATA_ENV", "MNIST_FILES"]
 
+#: where grokreg looks for the full MNIST files, and downloads them
+DATA_ENV = "GROKREG_DATA"
 MIRRORS_ENV = "GROKREG_MNIST_MIRRORS"
+
+#: the standard MNIST file names, without the ``.gz`` that a directory may add
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 #: tried in order; each file is fetched as base URL + file name
 DEFAULT_MIRRORS = (
@@ -138,6 +144,8 @@ def verify_mnist(directory):
 
 def _get(url, timeout, progress):
     """The body of url, checked against Content-Length; raises on HTTP errors and timeouts."""
+    import urllib.request  # here, not at import: it costs a tenth of grokreg's start-up
+
     request = urllib.request.Request(url, headers={"User-Agent": "grokreg"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         declared = response.headers.get("Content-Length")
@@ -173,6 +181,9 @@ def _install(directory, name, data):
 
 
 def _fetch(name, directory, bases, timeout, retries, backoff, progress):
+    import http.client
+    import urllib.error
+
     failures = []
     for base in bases:
         url = base.rstrip("/") + "/" + name + ".gz"

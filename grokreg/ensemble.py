@@ -5,7 +5,6 @@ their outputs keeps the signal and cancels much of the noise. ``Ensemble`` train
 networks in parallel threads (the kernels release the GIL) through ``Network.fit``, so each
 is the network it would be if trained alone, bit for bit.
 """
-from concurrent.futures import ThreadPoolExecutor
 import io
 import json
 import os
@@ -104,6 +103,8 @@ class Ensemble:
         if "on_epoch_end" in options:
             raise TypeError("on_epoch_end: the networks train at once in several threads; "
                             "read each network's history_ afterwards")
+        from concurrent.futures import ThreadPoolExecutor  # here: it slows grokreg's import
+
         first = self._first
         x = as_inputs(x, first.n_inputs, first.dtype)  # once; the members' checks are no-ops
         y = as_labels(y, len(x), first.n_outputs)

@@ -1,5 +1,6 @@
 """The book's tables, exactly: grokreg's book mode against chapter8_numpy.py and the printed tables."""
 import io
+import os
 import shutil
 import warnings
 import subprocess
@@ -76,7 +77,8 @@ def test_cli_help_and_version():
             "usage: grokreg reproduce EXPERIMENT [options]\n\nRun one of the book's experiments")
 
 
-@settings(max_examples=25, deadline=None)
+# GROKREG_BOOK_EXAMPLES=300 draws 300 configurations (the README's count), 25 by default
+@settings(max_examples=int(os.environ.get("GROKREG_BOOK_EXAMPLES", 25)), deadline=None)
 @given(experiment=st.sampled_from(["overfit", "dropout", "batch"]), seed=st.integers(0, 2**32 - 1),
        hidden=st.integers(1, 32),
        alpha=st.sampled_from([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.2]),  # the last diverge
