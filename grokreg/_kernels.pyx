@@ -860,6 +860,13 @@ cdef int64_t[::1] row_starts(const int64_t[::1] counts):
     return indptr
 
 
+cdef inline void place_row(floating *data, int32_t *indices, const floating *row_values,
+                           const int32_t *row_columns, Py_ssize_t count) noexcept nogil:
+    """Copy a row gathered in scratch space to its place in the sparse rows."""
+    memcpy(data, row_values, count * sizeof(floating))
+    memcpy(indices, row_columns, count * sizeof(int32_t))
+
+
 def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
@@ -901,10 +908,8 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
                 scratch_values[thread, row_count] = x[i, k]
                 scratch_columns[thread, row_count] = <int32_t> k
                 row_count = row_count + ((x[i, k] != 0) | keep_zeros)
-            memcpy(&data[0] + indptr[i], &scratch_values[thread, 0],
-                   row_count * sizeof(floating))
-            memcpy(&indices[0] + indptr[i], &scratch_columns[thread, 0],
-                   row_count * sizeof(int32_t))
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)
 
 
@@ -959,10 +964,8 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
                 scratch_values[thread, row_count] = values[x[i, k]]
                 scratch_columns[thread, row_count] = <int32_t> k
                 row_count = row_count + kept[x[i, k]]
-            memcpy(&data[0] + indptr[i], &scratch_values[thread, 0],
-                   row_count * sizeof(floating))
-            memcpy(&indices[0] + indptr[i], &scratch_columns[thread, 0],
-                   row_count * sizeof(int32_t))
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)
 
 
