@@ -1,4 +1,4 @@
-"""Figures of the chapter's story with matplotlib (an optional extra: ``pip install grokreg[plot]``).
+"""Figures of the chapter's story with matplotlib (an optional extra: grokreg[plot]).
 
 One figure per experiment of ``grokreg.recipes.compare``: accuracy and error per epoch in book
 mode, in correct mode, and both modes' test curves on the same axes; the best test epoch is

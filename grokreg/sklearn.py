@@ -63,7 +63,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         ``fit`` continues from the fitted network instead of starting anew.
     early_stopping : bool
         Hold out ``validation_fraction`` of the training data (stratified, as
-        ``MLPClassifier`` does, where every class has samples enough) and stop when its accuracy has not improved by ``tol`` for
+        ``MLPClassifier`` does, where every class has samples enough) and stop when its
+        accuracy has not improved by ``tol`` for
         ``n_iter_no_change`` epochs; the best epoch's weights are restored.
     validation_fraction, n_iter_no_change, tol
         See ``early_stopping``.

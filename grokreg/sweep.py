@@ -387,7 +387,8 @@ def add_arguments(parser):
     parser.add_argument("--n-test", type=_integer(1), default=10000,
                         help="test images (default 10000)")
     parser.add_argument("--data-dir", help="directory with the MNIST files (on a cluster: a "
-                        "path every worker can read; default: $GROKREG_DATA or the embedded subset)")
+                        "path every worker can read; default: $GROKREG_DATA or the embedded "
+                        "subset)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--threads", type=_integer(1),
                        help="local threads (default: every CPU this process may use)")
@@ -429,8 +430,7 @@ def _dask_client(args):
                                "needs Dask: pip install 'grokreg[dask]'") from None
     if args.workers:
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1",
-                               dashboard_address=None)
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
         return Client(cluster), cluster
     try:
         return Client(args.scheduler, timeout="5s"), None

@@ -81,10 +81,12 @@ def sparse_data():
 
 @pytest.fixture(scope="session")
 def dask_cluster():
-    """A Dask cluster of two worker processes on localhost (no dashboard), for the session."""
+    """A Dask cluster of two worker processes for the session, on loopback only (its HTTP
+    server too)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster:
         yield cluster
 
 

@@ -138,4 +138,5 @@ def test_reproduce_ensemble_prints_the_chapters_claim():
     assert f"Test-Acc:{rows[0]['test_accuracy']}" in book.getvalue().splitlines()[-1]
     assert lines[4] == f"| network 1 | 40 | 0 | {rows[0]['test_accuracy']:.4f} | " \
                        f"{rows[0]['best']:.4f} ({rows[0]['best_epoch']}) |"
-    assert rows[3]["test_accuracy"] == pytest.approx(np.mean([r["test_accuracy"] for r in rows[:3]]))
+    mean = np.mean([row["test_accuracy"] for row in rows[:3]])
+    assert rows[3]["test_accuracy"] == pytest.approx(mean)

@@ -45,7 +45,8 @@ def test_a_refusal_names_the_flag_after_a_one_line_usage(arguments, flag, expect
     result = subprocess.run(CLI + arguments, capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     usage, error = result.stderr.splitlines()
-    assert usage == f"usage: grokreg {arguments[0]} {'EXPERIMENT' if arguments[0] == 'reproduce' else 'ACTION'} [options]"
+    operand = "EXPERIMENT" if arguments[0] == "reproduce" else "ACTION"
+    assert usage == f"usage: grokreg {arguments[0]} {operand} [options]"
     assert error == f"grokreg {arguments[0]}: error: argument {flag}: {expected}"
 
 
@@ -105,7 +106,8 @@ def test_whole_number_float_labels_are_labels():
 def test_unscaled_float_pixels_are_warned_about(mnist):
     (x_train, y_train), _ = mnist
     raw = x_train[:50].reshape(50, -1).astype(np.float64)
-    with pytest.warns(UserWarning, match=r"x holds whole numbers up to 255: raw pixels\?") as record:
+    with pytest.warns(UserWarning, match=r"x holds whole numbers up to 255: raw pixels\?") as \
+            record:
         Network(4, seed=0).fit(raw, y_train[:50])
     assert record[0].filename == __file__  # attributed to the caller, not to grokreg
     with warnings.catch_warnings():

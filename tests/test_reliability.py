@@ -62,7 +62,8 @@ def problems(network, x, y, fit):
         wrong.add("seed")
     if network["dtype"] not in ("float64", "float32") or (book and network["dtype"] != "float64"):
         wrong.add("dtype")
-    if network["loss"] not in ("mse", "softmax_cross_entropy") or (book and network["loss"] != "mse"):
+    loss = network["loss"]
+    if loss not in ("mse", "softmax_cross_entropy") or (book and loss != "mse"):
         wrong.add("loss")
     if not isinstance(network["bias"], bool) or (book and network["bias"]):
         wrong.add("bias")

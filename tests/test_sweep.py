@@ -49,8 +49,9 @@ def test_a_dask_cluster_gives_the_same_numbers(local, dask_client):
 def test_a_sweep_survives_a_killed_worker(local):
     distributed = pytest.importorskip("distributed")
     rows = []
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as client:
         victims = client.run(os.getpid)
         killed = threading.Event()
