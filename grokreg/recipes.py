@@ -202,7 +202,7 @@ def reproduce_ensemble(*, networks=5, book=False, seed=1, hidden=None, alpha=Non
     mean = float(np.mean([row["test_accuracy"] for row in rows]))
     rows.append(dict(model=f"mean of the {networks} networks", hidden=hidden, dropout=0.0,
                      test_accuracy=mean, best=None, best_epoch=None))
-    rows.append(dict(model=f"ensemble: their outputs averaged", hidden=hidden, dropout=0.0,
+    rows.append(dict(model="ensemble: their outputs averaged", hidden=hidden, dropout=0.0,
                      test_accuracy=ensemble.score(*test), best=None, best_epoch=None))
     best, best_epoch = _best(dropout.history_)
     rows.append(dict(model="one network with dropout", hidden=dropout.hidden,
