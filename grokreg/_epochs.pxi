@@ -1,0 +1,273 @@
+# One epoch, for grokreg/_kernels.pyx (included there): per-example gradient descent, and
+# mini-batches (default mode's batch-mean update, the book's loop in closed form or literally).
+
+cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+                      const int64_t[::1] labels, const int64_t[::1] order,
+                      floating[:, ::1] weights_0_1, floating[::1] bias_1,
+                      floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
+                      Rules *rules, floating[:, ::1] h, floating[:, ::1] gate,
+                      floating[:, ::1] active_values, int32_t[:, ::1] active_units,
+                      floating[:, ::1] out, floating[:, ::1] delta_1, floating[:, ::1] mask,
+                      floating[:, ::1] weights_2_1, const int32_t[::1] output_units,
+                      Py_ssize_t *n_correct) noexcept nogil:
+    """Per-example gradient descent (batch size 1), the book's first two experiments.
+
+    weights_2_1 is a transposed copy of weights_1_2 (for hidden_delta), updated in step with
+    it: the same products are added to the same numbers.
+    """
+    cdef Py_ssize_t t, i, first, n_active
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = out.shape[1]
+    cdef double error = 0
+    cdef floating *example_mask = &mask[0, 0] if rules.dropout.active else NULL
+    transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &weights_2_1[0, 0])
+    for t in range(order.shape[0]):
+        i = order[t]
+        if example_mask != NULL:
+            draw_mask(&rules.dropout, example_mask, n_hidden)
+        n_active = forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2,
+                                   bias_2, &h[0, 0], &gate[0, 0], &active_values[0, 0],
+                                   &active_units[0, 0], &out[0, 0], rules.book, example_mask,
+                                   rules.dense)
+        error += score_example(&out[0, 0], n_outputs, labels[i], rules.loss, n_correct)
+        output_delta(&out[0, 0], n_outputs, labels[i], rules.loss, 1)
+        # delta_1 from the weights before this step's update, as the book computes it
+        hidden_delta(&out[0, 0], &weights_2_1[0, 0], &output_units[0], n_outputs, &gate[0, 0],
+                     n_hidden, &delta_1[0, 0])
+        # weights_1_2 += alpha * (h outer delta_2): the rows of the active units (the others
+        # would add zeros), and the whole of its transposed copy
+        add_outer_rows(&weights_1_2[0, 0], n_outputs, alpha, &active_values[0, 0],
+                       &active_units[0, 0], n_active, &out[0, 0])
+        add_outer_rows(&weights_2_1[0, 0], n_hidden, alpha, &out[0, 0], &output_units[0],
+                       n_outputs, &h[0, 0])
+        first = indptr[i]
+        add_outer_rows(&weights_0_1[0, 0], weights_0_1.shape[1], alpha, data + first,
+                       indices + first, indptr[i + 1] - first, &delta_1[0, 0])
+        if rules.train_bias:
+            add_scaled(&bias_2[0], n_outputs, alpha, &out[0, 0])
+            add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[0, 0])
+    return error
+
+
+cdef void book_batch_literally(const floating *data, const int32_t *indices,
+                               const int64_t *indptr, const int64_t[::1] order, Py_ssize_t start,
+                               Py_ssize_t size, floating[:, ::1] weights_0_1,
+                               floating[:, ::1] weights_1_2, floating alpha,
+                               floating[:, ::1] h, floating[:, ::1] gate,
+                               floating[:, ::1] delta_2, floating[:, ::1] delta_1,
+                               floating[:, ::1] grad_1_2, floating[:, ::1] sums_0_1,
+                               floating[:, ::1] transposed,
+                               const int32_t[::1] output_units) noexcept nogil:
+    """The book's batch loop as written: batch_size updates, nothing skipped.
+
+    Used once book-mode training has diverged, where only the literal order of operations
+    turns inf into the same NaNs as the book's program (the closed form would not).
+    """
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t width = weights_0_1.shape[1], repeat, b, i, j, c, t
+    for j in range(n_hidden):
+        for c in range(n_outputs):
+            grad_1_2[j, c] = 0
+    add_outer_batch(grad_1_2, 1, h, delta_2, size, True, 1)
+    for repeat in range(size):
+        transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
+        for b in range(size):
+            hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                         &gate[b, 0], n_hidden, &delta_1[b, 0])
+        for j in range(n_hidden):
+            for c in range(n_outputs):
+                weights_1_2[j, c] += alpha * grad_1_2[j, c]
+        # w01 += alpha * (layer_0.T . delta_1): the sum over the batch first, as a matrix product
+        for t in range(sums_0_1.shape[0]):
+            for j in range(width):
+                sums_0_1[t, j] = 0
+        for b in range(size):
+            i = order[start + b]
+            add_outer_rows(&sums_0_1[0, 0], width, 1, data + indptr[i], indices + indptr[i],
+                           indptr[i + 1] - indptr[i], &delta_1[b, 0])
+        for t in range(sums_0_1.shape[0]):
+            for j in range(width):
+                weights_0_1[t, j] += alpha * sums_0_1[t, j]
+
+
+cdef void update_by_columns(const floating *data, const int32_t *indices, const int64_t *indptr,
+                            const int64_t[::1] order, Py_ssize_t start, Py_ssize_t size,
+                            floating[:, ::1] weights_0_1, floating alpha,
+                            floating[:, ::1] delta_1, int64_t[::1] column_start,
+                            int64_t[::1] column_fill, int32_t[::1] entry_example,
+                            floating[::1] entry_value, floating[:, ::1] column_sum,
+                            int n_threads) noexcept nogil:
+    """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
+
+    Adding each example's outer product in turn reads and writes a weights row once per
+    example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
+    rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
+    registers (sum_rows, with delta_1 in the role of the weights), and each row is updated
+    once, as a matrix product would. Rows are independent, so threads share them out (each
+    with its own row of column_sum) and the result does not depend on the number of threads.
+    """
+    cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_0_1.shape[1]
+    cdef Py_ssize_t b, i, k, t, position, thread
+    for k in range(n_inputs + 1):
+        column_start[k] = 0
+    for b in range(size):
+        i = order[start + b]
+        for t in range(indptr[i], indptr[i + 1]):
+            column_start[indices[t] + 1] += 1
+    for k in range(n_inputs):
+        column_start[k + 1] += column_start[k]
+        column_fill[k] = column_start[k]
+    for b in range(size):
+        i = order[start + b]
+        for t in range(indptr[i], indptr[i + 1]):
+            position = column_fill[indices[t]]
+            column_fill[indices[t]] = position + 1
+            entry_example[position] = <int32_t> b
+            entry_value[position] = data[t]
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    with parallel(num_threads=n_threads):
+        thread = threadid()
+        for k in prange(n_inputs, schedule="guided"):
+            if column_start[k + 1] > column_start[k]:
+                sum_rows(&entry_value[0] + column_start[k], &entry_example[0] + column_start[k],
+                         column_start[k + 1] - column_start[k], &delta_1[0, 0], n_hidden, NULL,
+                         &column_sum[thread, 0])
+                add_scaled(&weights_0_1[k, 0], n_hidden, alpha, &column_sum[thread, 0])
+
+
+cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
+                          floating[:, ::1] delta, Py_ssize_t size, bint dense,
+                          int n_threads) noexcept nogil:
+    """weights += alpha * (h[b] outer delta[b]) for b < size, in b's order for every entry.
+
+    The same sums as add_outer_rows called for each example in turn, computed row by row so
+    that threads can share out the rows.
+    """
+    cdef Py_ssize_t j, b, c, n_cols = weights.shape[1]
+    cdef floating hj
+    for j in prange(weights.shape[0], num_threads=n_threads, schedule="static"):
+        for b in range(size):
+            hj = h[b, j]
+            if hj != 0 or dense:
+                for c in range(n_cols):
+                    weights[j, c] += alpha * (hj * delta[b, c])
+
+
+cdef double batch_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+                        const int64_t[::1] labels, const int64_t[::1] order,
+                        floating[:, ::1] weights_0_1, floating[::1] bias_1,
+                        floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
+                        Py_ssize_t batch_size, Rules *rules, floating[:, ::1] h,
+                        floating[:, ::1] gate, floating[:, ::1] active_values,
+                        int32_t[:, ::1] active_units, floating[:, ::1] delta_2,
+                        floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
+                        floating[:, ::1] drift, floating[:, ::1] sums_0_1,
+                        floating[:, ::1] mask, double[::1] example_error,
+                        Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
+                        int64_t[::1] column_fill, int32_t[::1] entry_example,
+                        floating[::1] entry_value, floating[:, ::1] column_sum,
+                        floating[:, ::1] transposed, const int32_t[::1] output_units,
+                        int n_threads, Py_ssize_t *n_correct,
+                        Py_ssize_t *n_seen, double *phases) noexcept nogil:
+    """Mini-batch gradient descent (phases, if not NULL, accumulates each phase's seconds).
+
+    Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
+    trained too. Book mode: the book's loop, which drops the last partial batch and applies its
+    update batch_size times per batch, recomputing delta_1 from the freshly updated
+    weights_1_2 each time. Done literally that costs batch_size x the work; it is computed here
+    in closed form. weights_1_2 grows by the same alpha * grad_1_2 at each of the B repeats, so at
+    repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
+    grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
+    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes the
+    first-layer update is added row by row over the batch (update_by_columns).
+
+    With n_threads > 1 the examples of a batch (forward and deltas) and the rows of each update
+    are shared out among threads. Every sum is still taken in one fixed order (the masks are
+    drawn first, the losses added up in example order, each weight's updates in example
+    order), so the result is the same, bit for bit, whatever the number of threads.
+    """
+    cdef Py_ssize_t n = order.shape[0]
+    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
+    cdef Py_ssize_t start = 0, size, b, i, j, c, repeat
+    cdef double error = 0
+    cdef floating triangle
+    cdef floating *example_mask
+    cdef bint book = rules.book, masked = rules.dropout.active
+    cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
+    cdef double mark = now() if phases != NULL else 0
+    n_seen[0] = stop
+    while start < stop:
+        size = min(batch_size, stop - start)
+        if masked:  # the batch's masks at once: its rows are contiguous
+            draw_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
+        lap(phases, 0, &mark)
+        for b in prange(size, num_threads=n_threads, schedule="static"):
+            i = order[start + b]
+            example_mask = &mask[b, 0] if masked else NULL
+            forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
+                            &h[b, 0], &gate[b, 0], &active_values[b, 0], &active_units[b, 0],
+                            &delta_2[b, 0], book, example_mask, rules.dense)
+            example_hit[b] = 0
+            example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
+                                             &example_hit[b])
+            output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss, <floating> size)
+        for b in range(size):
+            error += example_error[b]
+            n_correct[0] += example_hit[b]
+        lap(phases, 1, &mark)
+        if book and rules.dense:
+            book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
+                                 weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
+                                 sums_0_1, transposed, output_units)
+            start += size
+            continue
+        # transposed: weights_1_2.T, then grad_1_2.T (see hidden_delta)
+        transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
+        for b in prange(size, num_threads=n_threads, schedule="static"):
+            hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                         &gate[b, 0], n_hidden, &delta_1[b, 0])
+        lap(phases, 2, &mark)
+        if book:
+            for j in range(n_hidden):
+                for c in range(n_outputs):
+                    grad_1_2[j, c] = 0
+            add_outer_batch(grad_1_2, 1, h, delta_2, size, False, n_threads)
+            triangle = alpha * <floating> (size * (size - 1) // 2)
+            transpose(&grad_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
+            for b in prange(size, num_threads=n_threads, schedule="static"):
+                hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
+                             &gate[b, 0], n_hidden, &drift[b, 0])
+                for j in range(n_hidden):
+                    delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
+            for repeat in range(size):
+                for j in range(n_hidden):
+                    for c in range(n_outputs):
+                        weights_1_2[j, c] += alpha * grad_1_2[j, c]
+        else:
+            add_outer_batch(weights_1_2, alpha, h, delta_2, size, rules.dense, n_threads)
+        lap(phases, 3, &mark)
+        if rules.dense:
+            for b in range(size):
+                i = order[start + b]
+                add_outer_rows(&weights_0_1[0, 0], weights_0_1.shape[1], alpha,
+                               data + indptr[i], indices + indptr[i], indptr[i + 1] - indptr[i],
+                               &delta_1[b, 0])
+        else:
+            update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
+                              delta_1, column_start, column_fill, entry_example, entry_value,
+                              column_sum, n_threads)
+        lap(phases, 4, &mark)
+        for b in range(size):
+            if rules.train_bias:
+                add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
+                add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[b, 0])
+        lap(phases, 5, &mark)
+        start += size
+    return error
+
+
+cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not isfinite(a[i]):
+            return False
+    return True

@@ -1,0 +1,162 @@
+# One example, for grokreg/_kernels.pyx (included there): dropout masks, the ReLU and its gate,
+# the forward pass, the loss and the deltas of both layers.
+
+cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
+    """n dropout factors (one per hidden unit, example after example), in stream order.
+
+    0 drops the unit; a kept unit is multiplied by 2 in the book (np.random.randint(2) * 2, one
+    raw 32-bit draw & 1 each, as numpy draws the book's mask) and by 1 / keep otherwise
+    (inverted dropout). Default mode takes two units from each 64-bit draw: a unit is kept
+    when its 32 bits, as an integer, are below keep * 2**32 (exact for keep = 0.5), which halves
+    the calls into the generator (a call each unit cost more than the rest of a batch's
+    masking). Masks are drawn before the examples they serve are computed, so that examples
+    can run in parallel and still consume the stream in the same order.
+    """
+    cdef Py_ssize_t j
+    cdef uint64_t bits, threshold = <uint64_t> (dropout.keep * 4294967296.0)
+    # the factor looked up by the random bit(s): no branch on them (mispredicted half the
+    # time) and no int-to-float conversion (a dependency chain through its register)
+    cdef floating factor[2]
+    factor[0] = 0
+    if dropout.book:
+        factor[1] = 2
+        for j in range(n):
+            mask[j] = factor[dropout.rng.next_uint32(dropout.rng.state) & 1]
+        return
+    factor[1] = <floating> (1.0 / dropout.keep)
+    for j in range(0, n - 1, 2):
+        bits = dropout.rng.next_uint64(dropout.rng.state)
+        mask[j] = factor[<uint64_t> (<uint32_t> bits) < threshold]
+        mask[j + 1] = factor[(bits >> 32) < threshold]
+    if n % 2:
+        bits = dropout.rng.next_uint64(dropout.rng.state)
+        mask[n - 1] = factor[<uint64_t> (<uint32_t> bits) < threshold]
+
+
+cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
+                                const floating *mask, bint dense, floating *active_values,
+                                int32_t *active_units) noexcept nogil:
+    """ReLU and dropout (mask, from draw_mask, or NULL for none), in place: h holds z on
+    entry, the layer's output on exit. Returns the number of active units (h[j] != 0, or every
+    unit when dense), listed in order in active_units with their values in active_values: the
+    output layer reads only their rows.
+
+    gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
+    factor. The book's derivative is taken of the layer's *output* (always >= 0, so 1) and is
+    computed literally, as are its relu (z >= 0) * z and its masking, so that NaN and inf
+    behave as in NumPy.
+    """
+    cdef Py_ssize_t j, n_active = 0
+    cdef floating z, y, g, m
+    for j in range(n_hidden):
+        # selects rather than branches: with dropout, half the units go each way at random
+        z = h[j]
+        m = mask[j] if mask != NULL else 1
+        if book:
+            # relu(z) = (z >= 0) * z, masked by multiplying (inf * 0 is NaN, as in NumPy); the
+            # derivative relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
+            y = (<floating> (z >= 0)) * z * m if mask != NULL else (<floating> (z >= 0)) * z
+            g = <floating> ((m != 0) & (y >= 0))
+        else:
+            # max(z, 0) * m: a max and a multiply, where a test of both z and m compiled to a
+            # branch on random data (a fifth of the forward pass in mispredictions)
+            y = (z if z > 0 else 0) * m
+            g = m if z > 0 else 0
+        h[j] = y
+        gate[j] = g
+        # written in every case, kept by advancing the count: no branch on the data
+        active_values[n_active] = y
+        active_units[n_active] = <int32_t> j
+        n_active += (y != 0) | dense
+    return n_active
+
+
+cdef inline Py_ssize_t argmax(const floating *v, Py_ssize_t n) noexcept nogil:
+    """First index of the maximum, as numpy.argmax (a NaN counts as the maximum)."""
+    cdef Py_ssize_t c, best = 0
+    for c in range(1, n):
+        if v[c] > v[best] or (v[c] != v[c] and v[best] == v[best]):
+            best = c
+    return best
+
+
+cdef inline double log_sum_exp(const floating *out, Py_ssize_t n_outputs,
+                               double *largest) noexcept nogil:
+    """log(sum(exp(out - largest))), with largest = max(out): the stable softmax normaliser."""
+    cdef Py_ssize_t c
+    cdef double total = 0
+    largest[0] = out[argmax(out, n_outputs)]
+    for c in range(n_outputs):
+        total += exp(out[c] - largest[0])
+    return log(total)
+
+
+cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int64_t label,
+                                 int loss, Py_ssize_t *n_correct) noexcept nogil:
+    """The example's loss (squared error summed over outputs, or cross-entropy) and its hit."""
+    cdef Py_ssize_t c
+    cdef double d, largest, error = 0
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        error = log_sum_exp(out, n_outputs, &largest) - (out[label] - largest)
+    else:
+        for c in range(n_outputs):
+            d = (1.0 if c == label else 0.0) - out[c]
+            error += d * d
+    if argmax(out, n_outputs) == label:
+        n_correct[0] += 1
+    return error
+
+
+cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label, int loss,
+                              floating divisor) noexcept nogil:
+    """In place: out becomes (target - prediction) / divisor, the book's (labels - layer_2) / B.
+
+    The prediction is the output itself for squared error, its softmax for cross-entropy.
+    """
+    cdef Py_ssize_t c
+    cdef double largest, normaliser
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        normaliser = log_sum_exp(out, n_outputs, &largest)
+        for c in range(n_outputs):
+            out[c] = <floating> exp(out[c] - largest - normaliser)
+    for c in range(n_outputs):
+        out[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
+
+
+cdef inline void hidden_delta(const floating *delta_2, const floating *weights_2_1,
+                              const int32_t *outputs, Py_ssize_t n_outputs,
+                              const floating *gate, Py_ssize_t n_hidden,
+                              floating *delta_1) noexcept nogil:
+    """delta_1 = (delta_2 . weights_1_2.T) * gate, given weights_2_1 = weights_1_2.T.
+
+    outputs lists 0 .. n_outputs - 1: the sum is sum_rows over weights_2_1's rows, across the
+    hidden units in vector registers (each unit's sum in output order), where weights_1_2's
+    rows would take n_hidden short dot products.
+    """
+    cdef Py_ssize_t j
+    sum_rows(delta_2, outputs, n_outputs, weights_2_1, n_hidden, NULL, delta_1)
+    for j in range(n_hidden):
+        delta_1[j] = delta_1[j] * gate[j]
+
+
+
+cdef inline Py_ssize_t forward_example(const floating *data, const int32_t *indices,
+                                       const int64_t *indptr, Py_ssize_t i,
+                                       const floating[:, ::1] weights_0_1,
+                                       const floating[::1] bias_1,
+                                       const floating[:, ::1] weights_1_2,
+                                       const floating[::1] bias_2, floating *h, floating *gate,
+                                       floating *active_values, int32_t *active_units,
+                                       floating *out, bint book, const floating *mask,
+                                       bint dense) noexcept nogil:
+    """Example i's hidden layer (h, gate and active units, as activate) and output layer
+    (out); returns the number of active hidden units."""
+    cdef Py_ssize_t first = indptr[i], n_hidden = weights_1_2.shape[0], n_active
+    # the whole padded row (see the module docstring): the padding's sums are zeros, unused
+    sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
+             weights_0_1.shape[1],
+             &bias_1[0], h)
+    n_active = activate(h, gate, n_hidden, book, mask, dense, active_values, active_units)
+    sum_rows(active_values, active_units, n_active, &weights_1_2[0, 0], weights_1_2.shape[1],
+             &bias_2[0], out)
+    return n_active

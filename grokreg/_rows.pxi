@@ -1,0 +1,228 @@
+# Row primitives of grokreg/_kernels.pyx (included there): sums over an example's listed rows of a
+# weight matrix in blocks of vector registers, and updates of listed rows.
+
+
+# sum_rows, the products of every layer, works in blocks of columns held in a local array,
+# which the compiler keeps in vector registers across the loop over rows (a loop over z in
+# memory would reload and store z for every row). A block is up to WIDEST vector registers
+# wide, so that few passes over an example's inputs read each weights row (up to 56 float64 or
+# 112 float32 units per pass with AVX2, 28 and 56 with SSE2): every pass waits on the cache for
+# the rows again. Widths are literal constants at each call (whole vectors, then 4, 2, 1 for
+# what is left), so that each inlined call is specialised to its width. Each z[j] is still
+# summed in input order. The first-layer update (add_outer_rows) is blocked the same way.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define GROKREG_PREFETCH(address) __builtin_prefetch(address)
+    #elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    #include <xmmintrin.h>
+    #define GROKREG_PREFETCH(address) _mm_prefetch((const char *) (address), _MM_HINT_T0)
+    #else
+    #define GROKREG_PREFETCH(address) ((void) (address))
+    #endif
+    #if defined(__AVX512F__)
+    #define GROKREG_VECTOR_BYTES 64
+    #elif defined(__AVX__)
+    #define GROKREG_VECTOR_BYTES 32
+    #else
+    #define GROKREG_VECTOR_BYTES 16
+    #endif
+    """
+    # the weights rows of inputs a few steps ahead are fetched early: the hardware prefetcher
+    # cannot guess them, and a row read from L2 otherwise stalls the accumulation chains
+    void prefetch "GROKREG_PREFETCH"(const void *address) noexcept nogil
+    const Py_ssize_t VECTOR_BYTES "GROKREG_VECTOR_BYTES"
+
+cdef enum:
+    WIDEST = 14        # vector registers of accumulators (16 exist on x86-64 and more on arm64)
+    BLOCK = 224        # WIDEST 64-byte vectors of float32: room for any block
+    AHEAD = 8          # prefetch distance, in inputs
+    CACHE_LINE = 64
+
+
+cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t line
+    for line in range((width * <Py_ssize_t> sizeof(floating) + CACHE_LINE - 1) // CACHE_LINE):
+        prefetch(<const char *> row + line * CACHE_LINE)
+
+
+cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
+                                Py_ssize_t count, const floating *weights, Py_ssize_t n_cols,
+                                Py_ssize_t width, floating *acc) noexcept nogil:
+    """acc[:width] += x . weights[:, :width] (weights offset to the block's first column)."""
+    cdef Py_ssize_t t, j
+    cdef floating xk
+    cdef const floating *row
+    for t in range(count):
+        prefetch_row(weights + columns[min(t + AHEAD, count - 1)] * n_cols, width)
+        xk = values[t]
+        row = weights + columns[t] * n_cols
+        for j in range(width):
+            acc[j] += xk * row[j]
+
+
+cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *columns,
+                                       Py_ssize_t count, const floating *weights,
+                                       Py_ssize_t n_cols, Py_ssize_t remaining,
+                                       floating *acc) noexcept nogil:
+    """sum_rows_block for the widest block that fits in the remaining columns; its width."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    if vectors == 14:
+        sum_rows_block(values, columns, count, weights, n_cols, 14 * lanes, acc)
+    elif vectors == 13:
+        sum_rows_block(values, columns, count, weights, n_cols, 13 * lanes, acc)
+    elif vectors == 12:
+        sum_rows_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
+    elif vectors == 11:
+        sum_rows_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
+    elif vectors == 10:
+        sum_rows_block(values, columns, count, weights, n_cols, 10 * lanes, acc)
+    elif vectors == 9:
+        sum_rows_block(values, columns, count, weights, n_cols, 9 * lanes, acc)
+    elif vectors == 8:
+        sum_rows_block(values, columns, count, weights, n_cols, 8 * lanes, acc)
+    elif vectors == 7:
+        sum_rows_block(values, columns, count, weights, n_cols, 7 * lanes, acc)
+    elif vectors == 6:
+        sum_rows_block(values, columns, count, weights, n_cols, 6 * lanes, acc)
+    elif vectors == 5:
+        sum_rows_block(values, columns, count, weights, n_cols, 5 * lanes, acc)
+    elif vectors == 4:
+        sum_rows_block(values, columns, count, weights, n_cols, 4 * lanes, acc)
+    elif vectors == 3:
+        sum_rows_block(values, columns, count, weights, n_cols, 3 * lanes, acc)
+    elif vectors == 2:
+        sum_rows_block(values, columns, count, weights, n_cols, 2 * lanes, acc)
+    elif vectors == 1:
+        sum_rows_block(values, columns, count, weights, n_cols, lanes, acc)
+    elif remaining >= 4:
+        sum_rows_block(values, columns, count, weights, n_cols, 4, acc)
+        return 4
+    elif remaining >= 2:
+        sum_rows_block(values, columns, count, weights, n_cols, 2, acc)
+        return 2
+    else:
+        sum_rows_block(values, columns, count, weights, n_cols, 1, acc)
+        return 1
+    return vectors * lanes
+
+
+cdef void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
+                   const floating *weights, Py_ssize_t n_cols, const floating *start_values,
+                   floating *out) noexcept nogil:
+    """out = start_values + sum over t of values[t] * weights[rows[t], :] (start 0 if NULL).
+
+    The first layer's z = bias_1 + x . weights_0_1 from x's non-zero values and their
+    columns; likewise the output layer from the active hidden units, and the hidden delta from
+    the outputs' deltas and weights_1_2.T. Each out[j] is summed in the order of t.
+    """
+    # the accumulators live here: in each inlined block's frame they would stop the compiler
+    # inlining so many blocks; it still keeps them in registers
+    cdef floating acc[BLOCK]
+    cdef Py_ssize_t start = 0, width, j
+    while start < n_cols:
+        for j in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
+            acc[j] = start_values[start + j] if start_values != NULL else 0
+        width = sum_rows_blocks(values, rows, count, weights + start, n_cols, n_cols - start,
+                                acc)
+        for j in range(width):
+            out[start + j] = acc[j]
+        start += width
+
+
+
+cdef inline void transpose(const floating *a, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                           floating *a_t) noexcept nogil:
+    cdef Py_ssize_t r, c
+    for r in range(n_rows):
+        for c in range(n_cols):
+            a_t[c * n_rows + r] = a[r * n_cols + c]
+
+
+cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
+                            const floating *v) noexcept nogil:
+    """target += alpha * v (a bias update)."""
+    cdef Py_ssize_t c
+    for c in range(n):
+        target[c] += alpha * v[c]
+
+
+cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating alpha,
+                                const floating *values, const int32_t *rows, Py_ssize_t count,
+                                Py_ssize_t width, const floating *v) noexcept nogil:
+    """weights[rows[t], :width] += alpha * (values[t] * v[:width]) (weights offset as above)."""
+    cdef Py_ssize_t t, c
+    cdef floating xr
+    cdef floating *row
+    for t in range(count):
+        prefetch_row(weights + rows[min(t + AHEAD, count - 1)] * n_cols, width)
+        xr = values[t]
+        row = weights + rows[t] * n_cols
+        for c in range(width):
+            row[c] = row[c] + alpha * (xr * v[c])
+
+
+cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, floating alpha,
+                                       const floating *values, const int32_t *rows,
+                                       Py_ssize_t count, Py_ssize_t remaining,
+                                       const floating *v) noexcept nogil:
+    """add_rows_block for the widest block that fits in the remaining columns; its width."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    if vectors == 14:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 14 * lanes, v)
+    elif vectors == 13:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 13 * lanes, v)
+    elif vectors == 12:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 12 * lanes, v)
+    elif vectors == 11:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 11 * lanes, v)
+    elif vectors == 10:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 10 * lanes, v)
+    elif vectors == 9:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 9 * lanes, v)
+    elif vectors == 8:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 8 * lanes, v)
+    elif vectors == 7:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 7 * lanes, v)
+    elif vectors == 6:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 6 * lanes, v)
+    elif vectors == 5:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 5 * lanes, v)
+    elif vectors == 4:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 4 * lanes, v)
+    elif vectors == 3:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 3 * lanes, v)
+    elif vectors == 2:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 2 * lanes, v)
+    elif vectors == 1:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, lanes, v)
+    elif remaining >= 4:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 4, v)
+        return 4
+    elif remaining >= 2:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 2, v)
+        return 2
+    else:
+        add_rows_block(weights, n_cols, alpha, values, rows, count, 1, v)
+        return 1
+    return vectors * lanes
+
+
+cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
+                         const floating *values, const int32_t *rows, Py_ssize_t count,
+                         const floating *v) noexcept nogil:
+    """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update.
+
+    Blocks as in sum_rows, with v's block in registers. Each block of v is copied into a
+    local array first: the compiler then knows that the rows cannot overlap it (with v read in
+    place, the update came out scalar).
+    """
+    cdef floating block[BLOCK]
+    cdef Py_ssize_t start = 0, c
+    while start < n_cols:
+        for c in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
+            block[c] = v[start + c]
+        start += add_rows_blocks(weights + start, n_cols, alpha, values, rows, count,
+                                 n_cols - start, block)

@@ -1,0 +1,120 @@
+# Data sets as compressed sparse rows, for grokreg/_kernels.pyx (included there): the kernels
+# read only an example's non-zero inputs.
+
+cdef int64_t[::1] row_starts(const int64_t[::1] counts):
+    """indptr from per-row counts: indptr[i] is where row i starts, indptr[n] the total."""
+    cdef Py_ssize_t i, n = counts.shape[0]
+    cdef int64_t[::1] indptr = np.empty(n + 1, dtype=np.int64)
+    indptr[0] = 0
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + counts[i]
+    return indptr
+
+
+cdef inline void place_row(floating *data, int32_t *indices, const floating *row_values,
+                           const int32_t *row_columns, Py_ssize_t count) noexcept nogil:
+    """Copy a row gathered in scratch space to its place in the sparse rows."""
+    memcpy(data, row_values, count * sizeof(floating))
+    memcpy(indices, row_columns, count * sizeof(int32_t))
+
+
+def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
+    """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
+
+    Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
+    indices[indptr[i]:indptr[i + 1]] (increasing). keep_zeros lists every entry, zeros too:
+    the kernels then compute as densely as NumPy (where 0 * inf is NaN). n_threads share out
+    the rows (the result does not depend on it).
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef int64_t row_count
+    if n_inputs > 2**31 - 1:
+        raise ValueError("x has too many columns for 32-bit indices")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    dtype = np.float32 if floating is float else np.float64
+    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            row_count = 0
+            for k in range(n_inputs):  # a comparison, which vectorises
+                row_count = row_count + ((x[i, k] != 0) | keep_zeros)
+            counts[i] = row_count
+    cdef int64_t[::1] indptr = row_starts(counts)
+    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
+    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
+    # each row is gathered into its thread's scratch row first, every entry written at the
+    # next free place and only a kept one advancing it (no branch on the values, which
+    # mispredicts on every stroke's edge), then copied to its place
+    cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
+    cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
+        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            row_count = 0
+            for k in range(n_inputs):
+                scratch_values[thread, row_count] = x[i, k]
+                scratch_columns[thread, row_count] = <int32_t> k
+                row_count = row_count + ((x[i, k] != 0) | keep_zeros)
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
+    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+
+
+def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
+                  bint keep_zeros=False, int n_threads=1):
+    """sparse_rows of the images values[x], without their dense floating-point copy.
+
+    x holds uint8 pixels; values (256 entries) is what each pixel value stands for, e.g.
+    np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
+    the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef int64_t row_count
+    if values.shape[0] != 256:
+        raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
+    if n_inputs > 2**31 - 1:
+        raise ValueError("x has too many columns for 32-bit indices")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    cdef uint8_t kept[256]
+    cdef bint kept_if_nonzero = True  # the usual table: only pixel 0 stands for 0
+    cdef int p
+    for p in range(256):
+        kept[p] = values[p] != 0 or keep_zeros
+        kept_if_nonzero = kept_if_nonzero and kept[p] == (p != 0)
+    dtype = np.float32 if floating is float else np.float64
+    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            row_count = 0
+            if kept_if_nonzero:  # a byte comparison, which vectorises; a table lookup does not
+                for k in range(n_inputs):
+                    row_count = row_count + (x[i, k] != 0)
+            else:
+                for k in range(n_inputs):
+                    row_count = row_count + kept[x[i, k]]
+            counts[i] = row_count
+    cdef int64_t[::1] indptr = row_starts(counts)
+    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
+    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
+    # gathered as in sparse_rows
+    cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
+    cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
+    thread = 0  # set by each thread; initialised for the compiler's sake
+    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
+        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            row_count = 0
+            for k in range(n_inputs):
+                scratch_values[thread, row_count] = values[x[i, k]]
+                scratch_columns[thread, row_count] = <int32_t> k
+                row_count = row_count + kept[x[i, k]]
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
+    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
