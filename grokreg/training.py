@@ -116,7 +116,7 @@ def run(net, plan):
     dense, replay = False, net.book and plan.on_divergence == "warn"
     order = np.arange(len(x), dtype=np.int64)
     keep = 1.0 - net.dropout
-    parameters = net._parameters
+    parameters = net._parameters  # the arrays themselves: assignments copy into them
     # the parameters of the last finite epoch, restored if training diverges
     backup = [np.empty_like(p) for p in parameters]
     stopping = plan.early_stopping
@@ -127,7 +127,6 @@ def run(net, plan):
     recorded = True  # the parameters are those of the last epoch in the history
     try:
         for epoch in range(epochs):
-            parameters = net._parameters  # a callback may have assigned new arrays
             _copy_all(backup, parameters)
             recorded = False
             if plan.shuffle:
@@ -187,7 +186,7 @@ def run(net, plan):
         # a signal is acted on when the kernel returns: an epoch may have finished
         # without being recorded; go back to the last recorded one
         if not recorded:
-            _copy_all(net._parameters, backup)
+            _copy_all(parameters, backup)
         history.stop_reason = "interrupted"
         history.stop_message = "interrupted"
         kept = f"epoch {history.epoch[-1]}" if history.epoch else "before this fit"
@@ -199,7 +198,7 @@ def run(net, plan):
             history.best_epoch = stopping.best_epoch
             history.stopped_epoch = stopping.stopped_epoch
             if stopping.restore_best_weights and stopping.best_epoch is not None:
-                _copy_all(net._parameters, best)
+                _copy_all(parameters, best)
                 kept = f"its best epoch, {stopping.best_epoch} (restored by early stopping)"
         if history.stop_reason in ("diverged", "interrupted"):
             history.stop_message += f"; the network keeps its weights from {kept}"
