@@ -284,8 +284,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                               dtype=np.int64)
     cdef int64_t[::1] column_fill = np.empty(weights_0_1.shape[0] if by_columns else 1,
                                              dtype=np.int64)
-    cdef int32_t[::1] entry_example = np.empty(capacity, dtype=np.int32)
-    cdef floating[::1] entry_value = np.empty(capacity, dtype=dtype)
+    cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
     cdef floating[:, ::1] column_sum = np.empty((n_threads, width), dtype=dtype)
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
@@ -309,8 +308,8 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, active_values, active_units, delta_2,
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
-                                example_hit, column_start, column_fill, entry_example,
-                                entry_value, column_sum, transposed, output_units, n_threads,
+                                example_hit, column_start, column_fill, entries,
+                                column_sum, transposed, output_units, n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)

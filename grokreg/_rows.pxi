@@ -47,6 +47,7 @@ cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept no
 
 
 cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
+                                Py_ssize_t value_step, Py_ssize_t column_step,
                                 Py_ssize_t count, const floating *weights, Py_ssize_t n_cols,
                                 Py_ssize_t width, floating *acc) noexcept nogil:
     """acc[:width] += x . weights[:, :width] (weights offset to the block's first column)."""
@@ -54,14 +55,16 @@ cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
     cdef floating xk
     cdef const floating *row
     for t in range(count):
-        prefetch_row(weights + columns[min(t + AHEAD, count - 1)] * n_cols, width)
-        xk = values[t]
-        row = weights + columns[t] * n_cols
+        prefetch_row(weights + columns[min(t + AHEAD, count - 1) * column_step] * n_cols,
+                     width)
+        xk = values[t * value_step]
+        row = weights + columns[t * column_step] * n_cols
         for j in range(width):
             acc[j] += xk * row[j]
 
 
 cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *columns,
+                                       Py_ssize_t value_step, Py_ssize_t column_step,
                                        Py_ssize_t count, const floating *weights,
                                        Py_ssize_t n_cols, Py_ssize_t remaining,
                                        floating *acc) noexcept nogil:
@@ -69,54 +72,52 @@ cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *co
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
     if vectors == 14:
-        sum_rows_block(values, columns, count, weights, n_cols, 14 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 14 * lanes, acc)
     elif vectors == 13:
-        sum_rows_block(values, columns, count, weights, n_cols, 13 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 13 * lanes, acc)
     elif vectors == 12:
-        sum_rows_block(values, columns, count, weights, n_cols, 12 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 12 * lanes, acc)
     elif vectors == 11:
-        sum_rows_block(values, columns, count, weights, n_cols, 11 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 11 * lanes, acc)
     elif vectors == 10:
-        sum_rows_block(values, columns, count, weights, n_cols, 10 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 10 * lanes, acc)
     elif vectors == 9:
-        sum_rows_block(values, columns, count, weights, n_cols, 9 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 9 * lanes, acc)
     elif vectors == 8:
-        sum_rows_block(values, columns, count, weights, n_cols, 8 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 8 * lanes, acc)
     elif vectors == 7:
-        sum_rows_block(values, columns, count, weights, n_cols, 7 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 7 * lanes, acc)
     elif vectors == 6:
-        sum_rows_block(values, columns, count, weights, n_cols, 6 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 6 * lanes, acc)
     elif vectors == 5:
-        sum_rows_block(values, columns, count, weights, n_cols, 5 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 5 * lanes, acc)
     elif vectors == 4:
-        sum_rows_block(values, columns, count, weights, n_cols, 4 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 4 * lanes, acc)
     elif vectors == 3:
-        sum_rows_block(values, columns, count, weights, n_cols, 3 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 3 * lanes, acc)
     elif vectors == 2:
-        sum_rows_block(values, columns, count, weights, n_cols, 2 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 2 * lanes, acc)
     elif vectors == 1:
-        sum_rows_block(values, columns, count, weights, n_cols, lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, lanes, acc)
     elif remaining >= 4:
-        sum_rows_block(values, columns, count, weights, n_cols, 4, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 4, acc)
         return 4
     elif remaining >= 2:
-        sum_rows_block(values, columns, count, weights, n_cols, 2, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 2, acc)
         return 2
     else:
-        sum_rows_block(values, columns, count, weights, n_cols, 1, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 1, acc)
         return 1
     return vectors * lanes
 
 
-cdef void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
-                   const floating *weights, Py_ssize_t n_cols, const floating *start_values,
-                   floating *out) noexcept nogil:
-    """out = start_values + sum over t of values[t] * weights[rows[t], :] (start 0 if NULL).
-
-    The first layer's z = bias_1 + x . weights_0_1 from x's non-zero values and their
-    columns; likewise the output layer from the active hidden units, and the hidden delta from
-    the outputs' deltas and weights_1_2.T. Each out[j] is summed in the order of t.
-    """
+cdef void sum_rows_strided(const floating *values, const int32_t *rows,
+                           Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
+                           const floating *weights, Py_ssize_t n_cols,
+                           const floating *start_values, floating *out) noexcept nogil:
+    """out = start_values + sum over t of values[t * value_step] * weights[rows[t * row_step]]
+    (start 0 if NULL); each out[j] summed in the order of t. The steps let the values and rows
+    interleave in one array of entries (update_by_columns)."""
     # the accumulators live here: in each inlined block's frame they would stop the compiler
     # inlining so many blocks; it still keeps them in registers
     cdef floating acc[BLOCK]
@@ -124,12 +125,23 @@ cdef void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count
     while start < n_cols:
         for j in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
             acc[j] = start_values[start + j] if start_values != NULL else 0
-        width = sum_rows_blocks(values, rows, count, weights + start, n_cols, n_cols - start,
-                                acc)
+        width = sum_rows_blocks(values, rows, value_step, row_step, count, weights + start,
+                                n_cols, n_cols - start, acc)
         for j in range(width):
             out[start + j] = acc[j]
         start += width
 
+
+cdef inline void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
+                          const floating *weights, Py_ssize_t n_cols,
+                          const floating *start_values, floating *out) noexcept nogil:
+    """out = start_values + sum over t of values[t] * weights[rows[t], :] (start 0 if NULL).
+
+    The first layer's z = bias_1 + x . weights_0_1 from x's non-zero values and their
+    columns; likewise the output layer from the active hidden units, and the hidden delta from
+    the outputs' deltas and weights_1_2.T. Each out[j] is summed in the order of t.
+    """
+    sum_rows_strided(values, rows, 1, 1, count, weights, n_cols, start_values, out)
 
 
 cdef inline void transpose(const floating *a, Py_ssize_t n_rows, Py_ssize_t n_cols,
