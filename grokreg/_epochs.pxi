@@ -89,44 +89,77 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
                 weights_0_1[t, j] += alpha * sums_0_1[t, j]
 
 
+cdef inline void count_inputs(const int32_t *indices, const int64_t *indptr,
+                              const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
+                              Py_ssize_t n_inputs, int64_t *counts) noexcept nogil:
+    """counts[k] = how many of examples batch[first:last] have input k."""
+    cdef Py_ssize_t b, k, t
+    for k in range(n_inputs):
+        counts[k] = 0
+    for b in range(first, last):
+        for t in range(indptr[batch[b]], indptr[batch[b] + 1]):
+            counts[indices[t]] += 1
+
+
+cdef inline void place_entries(const floating *data, const int32_t *indices,
+                               const int64_t *indptr, const int64_t *batch, Py_ssize_t first,
+                               Py_ssize_t last, int64_t *fill,
+                               floating *entries) noexcept nogil:
+    """Each non-zero of examples batch[first:last] to entries' row fill[its input], which
+    moves on: entries[row, 0] holds the example (as an int32, in its bytes), entries[row, 1]
+    the value."""
+    cdef Py_ssize_t b, t, row
+    for b in range(first, last):
+        for t in range(indptr[batch[b]], indptr[batch[b] + 1]):
+            row = fill[indices[t]]
+            fill[indices[t]] = row + 1
+            (<int32_t *> (entries + 2 * row))[0] = <int32_t> b
+            entries[2 * row + 1] = data[t]
+
+
 cdef void update_by_columns(const floating *data, const int32_t *indices, const int64_t *indptr,
                             const int64_t[::1] order, Py_ssize_t start, Py_ssize_t size,
                             floating[:, ::1] weights_0_1, floating alpha,
                             floating[:, ::1] delta_1, int64_t[::1] column_start,
-                            int64_t[::1] column_fill, floating[:, ::1] entries,
+                            int64_t[:, ::1] part_fill, floating[:, ::1] entries,
                             floating[:, ::1] column_sum, int n_threads) noexcept nogil:
     """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
 
     Adding each example's outer product in turn reads and writes a weights row once per
     example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
     rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
-    registers (sum_rows, with delta_1 in the role of the weights), and each row is updated
-    once, as a matrix product would. An entry of the regrouped batch is a row of entries: its
-    example (an int32 in the first column's bytes) beside its value, so that the sort writes
-    one place per entry (two arrays took twice the time). Rows are independent, so threads share them out (each
-    with its own row of column_sum) and the result does not depend on the number of threads.
+    registers (sum_rows_strided, with delta_1 in the role of the weights), and each row is
+    updated once, as a matrix product would. An entry of the regrouped batch is a row of
+    entries: its example (an int32 in the first column's bytes) beside its value, so that the
+    sort writes one place per entry (two arrays took twice the time).
+
+    Threads share out the work at every step without changing its result. The sort runs on
+    parts of the batch (part_fill's rows: contiguous runs of examples, counted and placed in
+    parallel), each part's entries of an input placed after those of the parts before it, so
+    every input's entries stay in example order. Then the rows of weights_0_1, each thread
+    with its own row of column_sum.
     """
     cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_0_1.shape[1]
-    cdef Py_ssize_t b, i, k, t, position, thread
+    cdef Py_ssize_t n_parts = part_fill.shape[0]
+    cdef Py_ssize_t k, part, position, count, thread
     # entries' int32 examples, every example_step int32s
     cdef int32_t *examples = <int32_t *> &entries[0, 0]
     cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
-    for k in range(n_inputs + 1):
-        column_start[k] = 0
-    for b in range(size):
-        i = order[start + b]
-        for t in range(indptr[i], indptr[i + 1]):
-            column_start[indices[t] + 1] += 1
+    for part in prange(n_parts, num_threads=n_threads, schedule="static"):
+        count_inputs(indices, indptr, &order[start], size * part // n_parts,
+                     size * (part + 1) // n_parts, n_inputs, &part_fill[part, 0])
+    # each part's count of each input becomes the place of its first entry there
+    position = 0
     for k in range(n_inputs):
-        column_start[k + 1] += column_start[k]
-        column_fill[k] = column_start[k]
-    for b in range(size):
-        i = order[start + b]
-        for t in range(indptr[i], indptr[i + 1]):
-            position = column_fill[indices[t]]
-            column_fill[indices[t]] = position + 1
-            examples[position * example_step] = <int32_t> b
-            entries[position, 1] = data[t]
+        column_start[k] = position
+        for part in range(n_parts):
+            count = part_fill[part, k]
+            part_fill[part, k] = position
+            position = position + count
+    column_start[n_inputs] = position
+    for part in prange(n_parts, num_threads=n_threads, schedule="static"):
+        place_entries(data, indices, indptr, &order[start], size * part // n_parts,
+                      size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 0])
     thread = 0  # set by each thread; initialised for the compiler's sake
     with parallel(num_threads=n_threads):
         thread = threadid()
@@ -168,7 +201,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[:, ::1] drift, floating[:, ::1] sums_0_1,
                         floating[:, ::1] mask, double[::1] example_error,
                         Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
-                        int64_t[::1] column_fill, floating[:, ::1] entries,
+                        int64_t[:, ::1] part_fill, floating[:, ::1] entries,
                         floating[:, ::1] column_sum,
                         floating[:, ::1] transposed, const int32_t[::1] output_units,
                         int n_threads, Py_ssize_t *n_correct,
@@ -258,7 +291,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                                &delta_1[b, 0])
         else:
             update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
-                              delta_1, column_start, column_fill, entries, column_sum,
+                              delta_1, column_start, part_fill, entries, column_sum,
                               n_threads)
         lap(phases, 4, &mark)
         for b in range(size):

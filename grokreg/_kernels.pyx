@@ -282,8 +282,10 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         capacity = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
     cdef int64_t[::1] column_start = np.empty(weights_0_1.shape[0] + 1 if by_columns else 1,
                                               dtype=np.int64)
-    cdef int64_t[::1] column_fill = np.empty(weights_0_1.shape[0] if by_columns else 1,
-                                             dtype=np.int64)
+    # one row per part of a batch that threads sort in parallel (update_by_columns)
+    cdef int64_t[:, ::1] part_fill = np.empty(
+        (n_threads if by_columns else 1, weights_0_1.shape[0] if by_columns else 1),
+        dtype=np.int64)
     cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
     cdef floating[:, ::1] column_sum = np.empty((n_threads, width), dtype=dtype)
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
@@ -308,7 +310,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, active_values, active_units, delta_2,
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
-                                example_hit, column_start, column_fill, entries,
+                                example_hit, column_start, part_fill, entries,
                                 column_sum, transposed, output_units, n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
