@@ -22,8 +22,11 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &weights_2_1[0, 0])
     for t in range(order.shape[0]):
         i = order[t]
-        if example_mask != NULL:
+        if example_mask != NULL and rules.book:
             draw_mask(&rules.dropout, example_mask, n_hidden)
+        elif example_mask != NULL:
+            keyed_mask(rules.dropout.rng.next_uint64(rules.dropout.rng.state), 0,
+                       rules.dropout.keep, example_mask, n_hidden)
         n_active = forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2,
                                    bias_2, &h[0, 0], &gate[0, 0], &active_values[0, 0],
                                    &active_units[0, 0], &out[0, 0], rules.book, example_mask,
@@ -229,18 +232,23 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     cdef double error = 0
     cdef floating triangle
     cdef floating *example_mask
+    cdef uint64_t key = 0
     cdef bint book = rules.book, masked = rules.dropout.active
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
     cdef double mark = now() if phases != NULL else 0
     n_seen[0] = stop
     while start < stop:
         size = min(batch_size, stop - start)
-        if masked:  # the batch's masks at once: its rows are contiguous
+        if masked and book:  # the batch's masks at once: its rows are contiguous
             draw_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
+        elif masked:  # each example's mask is drawn with its forward pass, from this key
+            key = rules.dropout.rng.next_uint64(rules.dropout.rng.state)
         lap(phases, 0, &mark)
         for b in prange(size, num_threads=n_threads, schedule="static"):
             i = order[start + b]
             example_mask = &mask[b, 0] if masked else NULL
+            if masked and not book:
+                keyed_mask(key, b, rules.dropout.keep, example_mask, n_hidden)
             forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
                             &h[b, 0], &gate[b, 0], &active_values[b, 0], &active_units[b, 0],
                             &delta_2[b, 0], book, example_mask, rules.dense)

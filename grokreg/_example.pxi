@@ -2,41 +2,59 @@
 # the forward pass, the loss and the deltas of both layers.
 
 cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
-    """n dropout factors (one per hidden unit, example after example), in stream order.
-
-    0 drops the unit; a kept unit is multiplied by 2 in the book (np.random.randint(2) * 2, one
-    raw 32-bit draw & 1 each, as numpy draws the book's mask) and by 1 / keep otherwise
-    (inverted dropout). Default mode takes two units from each 64-bit draw: a unit is kept
-    when its 32 bits, as an integer, are below keep * 2**32 (exact for keep = 0.5), which halves
-    the calls into the generator (a call each unit cost more than the rest of a batch's
-    masking). Masks are drawn before the examples they serve are computed, so that examples
-    can run in parallel and still consume the stream in the same order.
+    """The book's n dropout factors (one per hidden unit, example after example), in stream
+    order: np.random.randint(2) * 2, one raw 32-bit draw & 1 each, as numpy draws the book's
+    mask. Drawn before the examples they serve are computed, so that examples can run in
+    parallel and still consume the stream in the same order.
     """
     cdef Py_ssize_t j
-    cdef uint64_t bits, threshold = <uint64_t> (dropout.keep * 4294967296.0)
-    # the factor looked up by the random bit(s): no branch on them (mispredicted half the
-    # time) and no int-to-float conversion (a dependency chain through its register)
+    # the factor looked up by the random bit: no branch on it (mispredicted half the time)
+    # and no int-to-float conversion (a dependency chain through its register)
     cdef floating factor[2]
     factor[0] = 0
-    if dropout.book:
-        factor[1] = 2
-        for j in range(n):
-            mask[j] = factor[dropout.rng.next_uint32(dropout.rng.state) & 1]
-        return
-    factor[1] = <floating> (1.0 / dropout.keep)
+    factor[1] = 2
+    for j in range(n):
+        mask[j] = factor[dropout.rng.next_uint32(dropout.rng.state) & 1]
+
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    """SplitMix64's output function (Steele, Lea and Flood 2014): a bijection whose outputs
+    over the counter z = key + k * golden gamma form the SplitMix64 stream."""
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, floating *mask,
+                            Py_ssize_t n) noexcept nogil:
+    """Default mode's n dropout factors for one example of a batch: 0 drops the unit, 1 / keep
+    keeps it (inverted dropout).
+
+    The bits are SplitMix64's stream from key (one draw from the network's generator per
+    batch), at the example's own place in it: any thread can draw any example's mask, in
+    any order, and get the same bits. A unit is kept when its 32 bits, as an integer, are
+    below keep * 2**32 (exact for keep = 0.5); two units per 64-bit output.
+    """
+    cdef Py_ssize_t j, pairs = (n + 1) // 2
+    cdef uint64_t bits, threshold = <uint64_t> (keep * 4294967296.0)
+    cdef uint64_t counter = key + <uint64_t> (example * pairs) * 0x9E3779B97F4A7C15ULL
+    cdef floating factor[2]  # looked up, as in draw_mask
+    factor[0] = 0
+    factor[1] = <floating> (1.0 / keep)
     for j in range(0, n - 1, 2):
-        bits = dropout.rng.next_uint64(dropout.rng.state)
+        counter = counter + 0x9E3779B97F4A7C15ULL
+        bits = mix64(counter)
         mask[j] = factor[<uint64_t> (<uint32_t> bits) < threshold]
         mask[j + 1] = factor[(bits >> 32) < threshold]
     if n % 2:
-        bits = dropout.rng.next_uint64(dropout.rng.state)
+        bits = mix64(counter + 0x9E3779B97F4A7C15ULL)
         mask[n - 1] = factor[<uint64_t> (<uint32_t> bits) < threshold]
 
 
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
                                 const floating *mask, bint dense, floating *active_values,
                                 int32_t *active_units) noexcept nogil:
-    """ReLU and dropout (mask, from draw_mask, or NULL for none), in place: h holds z on
+    """ReLU and dropout (mask, from draw_mask or keyed_mask, or NULL for none), in place: h holds z on
     entry, the layer's output on exit. Returns the number of active units (h[j] != 0, or every
     unit when dense), listed in order in active_units with their values in active_values: the
     output layer reads only their rows.

@@ -48,14 +48,30 @@ def gradients(x, labels, w01, w12, mask=None, scale=1.0, b1=0.0, b2=0.0, loss="m
     return -(x.T @ delta_1), -delta_1.sum(axis=0), -(h.T @ delta_2), -delta_2.sum(axis=0)
 
 
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def splitmix64(counters):
+    """SplitMix64's output function of uint64 counters (numpy's uint64 arithmetic wraps)."""
+    z = counters.copy()
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def dropout_masks(bit_generator, shape, keep):
-    """Masks as grokreg's default mode draws them, one array per call: each 64-bit draw gives
-    two units (its low 32 bits, then its high), kept when below keep * 2**32."""
-    n = int(np.prod(shape))
-    raw = bit_generator.random_raw((n + 1) // 2)
-    bits = np.empty(2 * len(raw), dtype=np.uint64)
-    bits[0::2], bits[1::2] = raw & np.uint64(0xFFFFFFFF), raw >> np.uint64(32)
-    return (bits[:n] < np.uint64(int(keep * 2**32))).astype(float).reshape(shape)
+    """Masks as grokreg's default mode draws them for one batch (shape: examples x units):
+    one 64-bit key from the generator, then SplitMix64's stream from it, example after
+    example, each 64-bit output giving two units (its low 32 bits, then its high), a unit
+    kept when below keep * 2**32."""
+    n_examples, n_units = shape
+    pairs = (n_units + 1) // 2
+    key = np.uint64(bit_generator.random_raw())
+    counters = key + GOLDEN_GAMMA * np.arange(1, n_examples * pairs + 1, dtype=np.uint64)
+    raw = splitmix64(counters).reshape(n_examples, pairs)
+    bits = np.empty((n_examples, 2 * pairs), dtype=np.uint64)
+    bits[:, 0::2], bits[:, 1::2] = raw & np.uint64(0xFFFFFFFF), raw >> np.uint64(32)
+    return (bits[:, :n_units] < np.uint64(int(keep * 2**32))).astype(float)
 
 
 def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, bit_generator=None, loss="mse",
