@@ -9,7 +9,11 @@ A peer that is not installed is skipped with a note, never faked. The "default" 
 peer as a new user would, its thread count left to it (grokreg: every CPU this process may
 use; PyTorch: its own default), the environment's thread variables unset.
 
-    python bench/full_mnist.py --data-dir ../shared/data/mnist [--epochs 10] [--json out.json]
+    python bench/full_mnist.py --data-dir ../shared/data/mnist [--epochs 10] [--repeat 3]
+        [--json out.json]
+
+With --repeat N every run is made N times, in N rounds of the whole list (so that a slow
+spell of a shared machine hits every peer alike), and each figure is the median of its N.
 
 Peers: PyTorch (autograd forward/backward, in-place SGD updates; `pip install torch`),
 scikit-learn (MLPClassifier, solver="sgd": cross-entropy and no dropout, so its accuracy is
@@ -18,6 +22,7 @@ not comparable), NumPy (the book's batch program with the correct gradient).
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -166,11 +171,15 @@ def main(argv=None):
                         help="the full MNIST files (default: $GROKREG_DATA)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every run; figures are medians (default 1)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.data_dir:
         sys.exit("full MNIST is needed: pass --data-dir or set GROKREG_DATA")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.worker:
         return worker(args)
 
@@ -179,25 +188,35 @@ def main(argv=None):
             if dtype == "float32" or peer in ("grokreg", "numpy")]
     runs += [("grokreg", "float32", BATCH, 0), ("pytorch", "float32", BATCH, 0)]
     runs += [("grokreg", "float32", 1, 1), ("pytorch", "float32", 1, 1)]
-    results, notes = [], []
-    for peer, dtype, batch, threads in runs:
+    notes, rounds = [], {}
+    for peer in sorted({run[0] for run in runs}):
         if not installed(PEERS[peer]):
             notes.append(f"{peer} is not installed: skipped")
-            continue
-        variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-        env = {k: v for k, v in os.environ.items() if k not in variables}
-        if threads:
-            env.update({v: str(threads) for v in variables})
-        output = subprocess.run(
-            [sys.executable, __file__, "--worker", f"{peer},{dtype},{batch},{threads}",
-             "--data-dir", args.data_dir, "--epochs", str(args.epochs)],
-            capture_output=True, text=True, env=env, check=True).stdout
-        results.append(dict(peer=peer, dtype=dtype, batch=batch, threads=threads,
-                            **json.loads(output.strip().splitlines()[-1])))
-        print(f"{results[-1]}", file=sys.stderr)
+    runs = [run for run in runs if installed(PEERS[run[0]])]
+    variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    for round_ in range(args.repeat):
+        for peer, dtype, batch, threads in runs:
+            env = {k: v for k, v in os.environ.items() if k not in variables}
+            if threads:
+                env.update({v: str(threads) for v in variables})
+            output = subprocess.run(
+                [sys.executable, __file__, "--worker", f"{peer},{dtype},{batch},{threads}",
+                 "--data-dir", args.data_dir, "--epochs", str(args.epochs)],
+                capture_output=True, text=True, env=env, check=True).stdout
+            result = json.loads(output.strip().splitlines()[-1])
+            rounds.setdefault((peer, dtype, batch, threads), []).append(result)
+            print(f"round {round_ + 1}: {peer}, {dtype}, batch {batch}, threads "
+                  f"{threads or 'default'}: {result}", file=sys.stderr)
+    results = []
+    for (peer, dtype, batch, threads), measured in rounds.items():
+        median = {key: statistics.median(m[key] for m in measured) for key in measured[0]}
+        results.append(dict(peer=peer, dtype=dtype, batch=batch, threads=threads, **median,
+                            rounds=measured))
 
     ours = {(r["dtype"], r["batch"], r["threads"]): r for r in results if r["peer"] == "grokreg"}
-    print(f"Mini-batches of {BATCH}, {args.epochs} epochs, test accuracy every epoch:\n")
+    medians = f", medians of {args.repeat} rounds" if args.repeat > 1 else ""
+    print(f"Mini-batches of {BATCH}, {args.epochs} epochs, test accuracy every epoch"
+          f"{medians}:\n")
     print("| peer | dtype | threads | s / epoch | test accuracy | grokreg (same dtype, same "
           "threads) is faster by |")
     print("|---|---|---|---|---|---|")
