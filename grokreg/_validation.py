@@ -107,10 +107,11 @@ def as_inputs(x, n_inputs, dtype, name="x"):
         return np.ascontiguousarray(array)
     with np.errstate(over="ignore"):  # reported below, naming the argument
         converted = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(converted).all():
+    # min and max propagate NaN and hold any infinity: two passes, no boolean copy
+    smallest, largest = converted.min(), converted.max()
+    if not (np.isfinite(smallest) and np.isfinite(largest)):
         raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
-    largest = converted.max()
-    if 100 < largest <= 255 and converted.min() >= 0 and (converted == np.round(converted)).all():
+    if 100 < largest <= 255 and smallest >= 0 and (converted == np.round(converted)).all():
         warn_user(f"{name} holds whole numbers up to {largest:g}: raw pixels? Floating-point "
                   f"inputs are used as given (uint8 pixels are scaled by 1/255); pass uint8 "
                   f"images or {name} / 255, or the network will hardly learn")
