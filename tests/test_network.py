@@ -278,6 +278,10 @@ def test_constructor_refuses(options, error, message):
     (X.astype(object), Y, {}, TypeError, "numeric"),
     (np.full((4, 784), np.nan), Y, {}, ValueError, "NaN"),
     (np.full((4, 784), 1e300), Y, {}, ValueError, "infinite"),  # overflows float32 only
+    # one bad value among good ones: found by the min and max the check reads
+    (np.where(np.arange(4 * 784).reshape(4, 784) == 3000, np.nan, 0.5), Y, {}, ValueError, "NaN"),
+    (np.where(np.arange(4 * 784).reshape(4, 784) == 5, -np.inf, 0.5), Y, {}, ValueError, "NaN"),
+    (np.where(np.arange(4 * 784).reshape(4, 784) == 9, np.inf, 0.5), Y, {}, ValueError, "NaN"),
     ("pixels", Y, {}, TypeError, "x must be an array"),
     (X, np.array([0, 1, 2, 10]), {}, ValueError, r"0\.\.9"),
     (X, np.array([0, 1, 2, -1]), {}, ValueError, r"0\.\.9"),
