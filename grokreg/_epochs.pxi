@@ -222,9 +222,10 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     first-layer update is added row by row over the batch (update_by_columns).
 
     With n_threads > 1 the examples of a batch (forward and deltas) and the rows of each update
-    are shared out among threads. Every sum is still taken in one fixed order (the masks are
-    drawn first, the losses added up in example order, each weight's updates in example
-    order), so the result is the same, bit for bit, whatever the number of threads.
+    are shared out among threads. Every sum is still taken in one fixed order (each example's
+    mask comes from its own place in the random stream, the losses are added up in example
+    order, each weight's updates in example order), so the result is the same, bit for bit,
+    whatever the number of threads.
     """
     cdef Py_ssize_t n = order.shape[0]
     cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]

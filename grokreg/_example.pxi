@@ -54,10 +54,10 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
                                 const floating *mask, bint dense, floating *active_values,
                                 int32_t *active_units) noexcept nogil:
-    """ReLU and dropout (mask, from draw_mask or keyed_mask, or NULL for none), in place: h holds z on
-    entry, the layer's output on exit. Returns the number of active units (h[j] != 0, or every
-    unit when dense), listed in order in active_units with their values in active_values: the
-    output layer reads only their rows.
+    """ReLU and dropout (mask, from draw_mask or keyed_mask, or NULL for none), in place: h
+    holds z on entry, the layer's output on exit. Returns the number of active units
+    (h[j] != 0, or every unit when dense), listed in order in active_units with their values
+    in active_values: the output layer reads only their rows.
 
     gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
     factor. The book's derivative is taken of the layer's *output* (always >= 0, so 1) and is

@@ -72,41 +72,58 @@ cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *co
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
     if vectors == 14:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 14 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       14 * lanes, acc)
     elif vectors == 13:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 13 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       13 * lanes, acc)
     elif vectors == 12:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 12 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       12 * lanes, acc)
     elif vectors == 11:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 11 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       11 * lanes, acc)
     elif vectors == 10:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 10 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       10 * lanes, acc)
     elif vectors == 9:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 9 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       9 * lanes, acc)
     elif vectors == 8:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 8 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       8 * lanes, acc)
     elif vectors == 7:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 7 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       7 * lanes, acc)
     elif vectors == 6:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 6 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       6 * lanes, acc)
     elif vectors == 5:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 5 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       5 * lanes, acc)
     elif vectors == 4:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 4 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       4 * lanes, acc)
     elif vectors == 3:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 3 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       3 * lanes, acc)
     elif vectors == 2:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 2 * lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       2 * lanes, acc)
     elif vectors == 1:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, lanes, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       lanes, acc)
     elif remaining >= 4:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 4, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       4, acc)
         return 4
     elif remaining >= 2:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 2, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       2, acc)
         return 2
     else:
-        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols, 1, acc)
+        sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
+                       1, acc)
         return 1
     return vectors * lanes
 
