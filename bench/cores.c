@@ -4,9 +4,13 @@
    each at 1 and at 2 threads doing the same work per thread. Equal times (arithmetic) and
    equal GB/s per thread (caches) mean the cores and their caches are not shared, so a
    kernel that scales worse is limited by its own serial work or by data moving between
-   the cores' caches.
+   the cores' caches. Last, that movement itself, in the pattern of a mini-batch epoch: 600
+   times, every example of a batch of 100 reads 150 rows of a 784 x 112 float32 layer (the
+   forward pass, examples shared among threads), then every row is updated (rows shared
+   among threads); the update's time against the same update repeated alone shows what it
+   costs to write rows that the other core has just read.
 
-       cc -O2 -mavx2 -ffp-contract=off -fopenmp bench/cores.c -o cores && ./cores
+       cc -O3 -mavx2 -ffp-contract=off -fopenmp bench/cores.c -o cores && ./cores
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +77,61 @@ static void caches(void) {
     }
 }
 
+enum { INPUTS = 784, WIDTH = 112, BATCH = 100, ROWS_PER_EXAMPLE = 150, BATCHES = 600 };
+
+static void shared_rows(void) {
+    float *w = aligned_alloc(64, sizeof(float) * INPUTS * WIDTH);
+    static int rows[BATCH][ROWS_PER_EXAMPLE];
+    volatile float sink = 0;
+    for (int i = 0; i < INPUTS * WIDTH; i++) w[i] = 1e-3f * (i % 100);
+    srand(1);
+    for (int b = 0; b < BATCH; b++) {
+        int row = 100 + rand() % 50;
+        for (int t = 0; t < ROWS_PER_EXAMPLE; t++) {
+            row += 1 + rand() % 4;
+            rows[b][t] = row % INPUTS;
+        }
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        double forward = 0, update = 0, alone = 0;
+        for (int batch = 0; batch < 2 * BATCHES; batch++) {
+            double started = omp_get_wtime();
+            if (batch < BATCHES) {
+                #pragma omp parallel for num_threads(threads) schedule(static)
+                for (int b = 0; b < BATCH; b++) {
+                    vec acc[14] = {0};
+                    for (int t = 0; t < ROWS_PER_EXAMPLE; t++) {
+                        const float *row = w + (size_t) rows[b][t] * WIDTH;
+                        for (int v = 0; v < 14; v++) acc[v] += *(const vec *) (row + 8 * v);
+                    }
+                    float sum = 0;
+                    for (int v = 0; v < 14; v++) sum += acc[v][0];
+                    if (sum == 12345) sink = sum;
+                }
+            }
+            double updating = omp_get_wtime();
+            #pragma omp parallel for num_threads(threads) schedule(static)
+            for (int k = 0; k < INPUTS; k++) {
+                float *row = w + (size_t) k * WIDTH;
+                for (int v = 0; v < 14; v++) *(vec *) (row + 8 * v) += (vec){0} + 1e-9f;
+            }
+            double done = omp_get_wtime();
+            if (batch < BATCHES) {
+                forward += updating - started;
+                update += done - updating;
+            } else {
+                alone += done - updating;
+            }
+        }
+        printf("shared rows, %d thread(s), 600 batches: forward %.1f ms, update after it %.1f ms,"
+               " update alone %.1f ms\n", threads, 1e3 * forward, 1e3 * update, 1e3 * alone);
+    }
+    free(w);
+}
+
 int main(void) {
     arithmetic();
     caches();
+    shared_rows();
     return 0;
 }
