@@ -23,7 +23,7 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     for t in range(order.shape[0]):
         i = order[t]
         if example_mask != NULL and rules.book:
-            draw_mask(&rules.dropout, example_mask, n_hidden)
+            draw_book_mask(&rules.dropout, example_mask, n_hidden)
         elif example_mask != NULL:
             keyed_mask(rules.dropout.rng.next_uint64(rules.dropout.rng.state), 0,
                        rules.dropout.keep, example_mask, n_hidden)
@@ -241,7 +241,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     while start < stop:
         size = min(batch_size, stop - start)
         if masked and book:  # the batch's masks at once: its rows are contiguous
-            draw_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
+            draw_book_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
         elif masked:  # each example's mask is drawn with its forward pass, from this key
             key = rules.dropout.rng.next_uint64(rules.dropout.rng.state)
         lap(phases, 0, &mark)

@@ -1,7 +1,8 @@
 # One example, for grokreg/_kernels.pyx (included there): dropout masks, the ReLU and its gate,
 # the forward pass, the loss and the deltas of both layers.
 
-cdef inline void draw_mask(Dropout *dropout, floating *mask, Py_ssize_t n) noexcept nogil:
+cdef inline void draw_book_mask(Dropout *dropout, floating *mask,
+                                Py_ssize_t n) noexcept nogil:
     """The book's n dropout factors (one per hidden unit, example after example), in stream
     order: np.random.randint(2) * 2, one raw 32-bit draw & 1 each, as numpy draws the book's
     mask. Drawn before the examples they serve are computed, so that examples can run in
@@ -38,7 +39,7 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
     cdef Py_ssize_t j, pairs = (n + 1) // 2
     cdef uint64_t bits, threshold = <uint64_t> (keep * 4294967296.0)
     cdef uint64_t counter = key + <uint64_t> (example * pairs) * 0x9E3779B97F4A7C15ULL
-    cdef floating factor[2]  # looked up, as in draw_mask
+    cdef floating factor[2]  # looked up, as in draw_book_mask
     factor[0] = 0
     factor[1] = <floating> (1.0 / keep)
     for j in range(0, n - 1, 2):
@@ -54,8 +55,8 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
                                 const floating *mask, bint dense, floating *active_values,
                                 int32_t *active_units) noexcept nogil:
-    """ReLU and dropout (mask, from draw_mask or keyed_mask, or NULL for none), in place: h
-    holds z on entry, the layer's output on exit. Returns the number of active units
+    """ReLU and dropout (mask, from draw_book_mask or keyed_mask, or NULL for none), in
+    place: h holds z on entry, the layer's output on exit. Returns the number of active units
     (h[j] != 0, or every unit when dense), listed in order in active_units with their values
     in active_values: the output layer reads only their rows.
 
