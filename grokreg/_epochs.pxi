@@ -106,18 +106,17 @@ cdef inline void count_inputs(const int32_t *indices, const int64_t *indptr,
 
 cdef inline void place_entries(const floating *data, const int32_t *indices,
                                const int64_t *indptr, const int64_t *batch, Py_ssize_t first,
-                               Py_ssize_t last, int64_t *fill,
-                               floating *entries) noexcept nogil:
-    """Each non-zero of examples batch[first:last] to entries' row fill[its input], which
-    moves on: entries[row, 0] holds the example (as an int32, in its bytes), entries[row, 1]
-    the value."""
-    cdef Py_ssize_t b, t, row
+                               Py_ssize_t last, int64_t *fill, floating *values,
+                               int32_t *examples, Py_ssize_t example_step) noexcept nogil:
+    """Each non-zero of examples batch[first:last] to entry fill[its input], which moves on:
+    its value to values[2 * entry], its example to examples[example_step * entry]."""
+    cdef Py_ssize_t b, t, entry
     for b in range(first, last):
         for t in range(indptr[batch[b]], indptr[batch[b] + 1]):
-            row = fill[indices[t]]
-            fill[indices[t]] = row + 1
-            (<int32_t *> (entries + 2 * row))[0] = <int32_t> b
-            entries[2 * row + 1] = data[t]
+            entry = fill[indices[t]]
+            fill[indices[t]] = entry + 1
+            examples[entry * example_step] = <int32_t> b
+            values[2 * entry] = data[t]
 
 
 cdef void update_by_columns(const floating *data, const int32_t *indices, const int64_t *indptr,
@@ -162,7 +161,8 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
     column_start[n_inputs] = position
     for part in prange(n_parts, num_threads=n_threads, schedule="static"):
         place_entries(data, indices, indptr, &order[start], size * part // n_parts,
-                      size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 0])
+                      size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 1],
+                      examples, example_step)
     thread = 0  # set by each thread; initialised for the compiler's sake
     with parallel(num_threads=n_threads):
         thread = threadid()
