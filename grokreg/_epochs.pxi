@@ -124,26 +124,25 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
                             floating[:, ::1] weights_0_1, floating alpha,
                             floating[:, ::1] delta_1, int64_t[::1] column_start,
                             int64_t[:, ::1] part_fill, floating[:, ::1] entries,
-                            floating[:, ::1] column_sum, int n_threads) noexcept nogil:
+                            int n_threads) noexcept nogil:
     """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
 
     Adding each example's outer product in turn reads and writes a weights row once per
     example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
     rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
-    registers (sum_rows_strided, with delta_1 in the role of the weights), and each row is
-    updated once, as a matrix product would. An entry of the regrouped batch is a row of
+    registers (add_scaled_row_sums, with delta_1 in the role of the weights), and each row is
+    updated once from them, as a matrix product would. An entry of the regrouped batch is a row of
     entries: its example (an int32 in the first column's bytes) beside its value, so that the
     sort writes one place per entry (two arrays took twice the time).
 
     Threads share out the work at every step without changing its result. The sort runs on
     parts of the batch (part_fill's rows: contiguous runs of examples, counted and placed in
     parallel), each part's entries of an input placed after those of the parts before it, so
-    every input's entries stay in example order. Then the rows of weights_0_1, each thread
-    with its own row of column_sum.
+    every input's entries stay in example order. Then the rows of weights_0_1.
     """
     cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_0_1.shape[1]
     cdef Py_ssize_t n_parts = part_fill.shape[0]
-    cdef Py_ssize_t k, part, position, count, thread
+    cdef Py_ssize_t k, part, position, count
     # entries' int32 examples, every example_step int32s
     cdef int32_t *examples = <int32_t *> &entries[0, 0]
     cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
@@ -163,16 +162,12 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
         place_entries(data, indices, indptr, &order[start], size * part // n_parts,
                       size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 1],
                       examples, example_step)
-    thread = 0  # set by each thread; initialised for the compiler's sake
-    with parallel(num_threads=n_threads):
-        thread = threadid()
-        for k in prange(n_inputs, schedule="guided"):
-            if column_start[k + 1] > column_start[k]:
-                sum_rows_strided(&entries[column_start[k], 1],
-                                 examples + column_start[k] * example_step, 2, example_step,
-                                 column_start[k + 1] - column_start[k], &delta_1[0, 0],
-                                 n_hidden, NULL, &column_sum[thread, 0])
-                add_scaled(&weights_0_1[k, 0], n_hidden, alpha, &column_sum[thread, 0])
+    for k in prange(n_inputs, num_threads=n_threads, schedule="guided"):
+        if column_start[k + 1] > column_start[k]:
+            add_scaled_row_sums(&entries[column_start[k], 1],
+                                examples + column_start[k] * example_step, 2, example_step,
+                                column_start[k + 1] - column_start[k], &delta_1[0, 0],
+                                n_hidden, alpha, &weights_0_1[k, 0])
 
 
 cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
@@ -205,7 +200,6 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[:, ::1] mask, double[::1] example_error,
                         Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
                         int64_t[:, ::1] part_fill, floating[:, ::1] entries,
-                        floating[:, ::1] column_sum,
                         floating[:, ::1] transposed, const int32_t[::1] output_units,
                         int n_threads, Py_ssize_t *n_correct,
                         Py_ssize_t *n_seen, double *phases) noexcept nogil:
@@ -300,7 +294,7 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                                &delta_1[b, 0])
         else:
             update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
-                              delta_1, column_start, part_fill, entries, column_sum,
+                              delta_1, column_start, part_fill, entries,
                               n_threads)
         lap(phases, 4, &mark)
         for b in range(size):

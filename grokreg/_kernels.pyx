@@ -287,7 +287,6 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
         (n_threads if by_columns else 1, weights_0_1.shape[0] if by_columns else 1),
         dtype=np.int64)
     cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
-    cdef floating[:, ::1] column_sum = np.empty((n_threads, width), dtype=dtype)
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
     # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
@@ -311,7 +310,7 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                 &rules, h, gate, active_values, active_units, delta_2,
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
                                 example_hit, column_start, part_fill, entries,
-                                column_sum, transposed, output_units, n_threads,
+                                transposed, output_units, n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)

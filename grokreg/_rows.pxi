@@ -49,11 +49,20 @@ cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept no
 cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
                                 Py_ssize_t value_step, Py_ssize_t column_step,
                                 Py_ssize_t count, const floating *weights, Py_ssize_t n_cols,
-                                Py_ssize_t width, floating *acc) noexcept nogil:
-    """acc[:width] += x . weights[:, :width] (weights offset to the block's first column)."""
+                                Py_ssize_t width, const floating *start_values,
+                                floating *out, bint scaled, floating alpha,
+                                floating *acc) noexcept nogil:
+    """out[:width] = start_values[:width] + x . weights[:, :width] (start 0 if NULL), or if
+    scaled, out[:width] += alpha * (x . weights[:, :width]) (weights offset to the block's
+    first column, out and start_values to its place)."""
+    # width is a constant in each inlined copy, so that the setting and storing of acc are
+    # whole-vector moves too (at a width known only at run time they became rep stos/movs,
+    # whose start-up cost as much as a row)
     cdef Py_ssize_t t, j
     cdef floating xk
     cdef const floating *row
+    for j in range(width):
+        acc[j] = start_values[j] if start_values != NULL else 0
     for t in range(count):
         prefetch_row(weights + columns[min(t + AHEAD, count - 1) * column_step] * n_cols,
                      width)
@@ -61,92 +70,110 @@ cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
         row = weights + columns[t * column_step] * n_cols
         for j in range(width):
             acc[j] += xk * row[j]
+    if scaled:
+        for j in range(width):
+            out[j] += alpha * acc[j]
+    else:
+        for j in range(width):
+            out[j] = acc[j]
 
 
 cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *columns,
                                        Py_ssize_t value_step, Py_ssize_t column_step,
                                        Py_ssize_t count, const floating *weights,
                                        Py_ssize_t n_cols, Py_ssize_t remaining,
+                                       const floating *start_values, floating *out,
+                                       bint scaled, floating alpha,
                                        floating *acc) noexcept nogil:
     """sum_rows_block for the widest block that fits in the remaining columns; its width."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
     cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
     if vectors == 14:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       14 * lanes, acc)
+                       14 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 13:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       13 * lanes, acc)
+                       13 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 12:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       12 * lanes, acc)
+                       12 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 11:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       11 * lanes, acc)
+                       11 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 10:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       10 * lanes, acc)
+                       10 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 9:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       9 * lanes, acc)
+                       9 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 8:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       8 * lanes, acc)
+                       8 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 7:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       7 * lanes, acc)
+                       7 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 6:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       6 * lanes, acc)
+                       6 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 5:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       5 * lanes, acc)
+                       5 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 4:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       4 * lanes, acc)
+                       4 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 3:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       3 * lanes, acc)
+                       3 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 2:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       2 * lanes, acc)
+                       2 * lanes, start_values, out, scaled, alpha, acc)
     elif vectors == 1:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       lanes, acc)
+                       lanes, start_values, out, scaled, alpha, acc)
     elif remaining >= 4:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       4, acc)
+                       4, start_values, out, scaled, alpha, acc)
         return 4
     elif remaining >= 2:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       2, acc)
+                       2, start_values, out, scaled, alpha, acc)
         return 2
     else:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
-                       1, acc)
+                       1, start_values, out, scaled, alpha, acc)
         return 1
     return vectors * lanes
 
 
-cdef void sum_rows_strided(const floating *values, const int32_t *rows,
-                           Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
-                           const floating *weights, Py_ssize_t n_cols,
-                           const floating *start_values, floating *out) noexcept nogil:
-    """out = start_values + sum over t of values[t * value_step] * weights[rows[t * row_step]]
-    (start 0 if NULL); each out[j] summed in the order of t. The steps let the values and rows
-    interleave in one array of entries (update_by_columns)."""
+cdef void sum_rows_into(const floating *values, const int32_t *rows,
+                               Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
+                               const floating *weights, Py_ssize_t n_cols,
+                               const floating *start_values, floating *out, bint scaled,
+                               floating alpha) noexcept nogil:
+    """out = start_values + s, or if scaled out += alpha * s, where s = sum over t of
+    values[t * value_step] * weights[rows[t * row_step]] (start 0 if NULL); each s[j] summed
+    in the order of t. The steps let the values and rows interleave in one array of entries
+    (update_by_columns), which adds its sums to weights_0_1's rows as they leave the
+    registers."""
     # the accumulators live here: in each inlined block's frame they would stop the compiler
     # inlining so many blocks; it still keeps them in registers
     cdef floating acc[BLOCK]
-    cdef Py_ssize_t start = 0, width, j
+    cdef Py_ssize_t start = 0
     while start < n_cols:
-        for j in range(min(n_cols - start, <Py_ssize_t> BLOCK)):
-            acc[j] = start_values[start + j] if start_values != NULL else 0
-        width = sum_rows_blocks(values, rows, value_step, row_step, count, weights + start,
-                                n_cols, n_cols - start, acc)
-        for j in range(width):
-            out[start + j] = acc[j]
-        start += width
+        start += sum_rows_blocks(values, rows, value_step, row_step, count, weights + start,
+                                 n_cols, n_cols - start,
+                                 start_values + start if start_values != NULL else NULL,
+                                 out + start, scaled, alpha, acc)
+
+
+cdef void add_scaled_row_sums(const floating *values, const int32_t *rows,
+                              Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
+                              const floating *weights, Py_ssize_t n_cols, floating alpha,
+                              floating *target) noexcept nogil:
+    """target += alpha * (sum over t of values[t * value_step] * weights[rows[t * row_step]]),
+    the same bits as the sum stored and then added with add_scaled."""
+    sum_rows_into(values, rows, value_step, row_step, count, weights, n_cols, NULL, target,
+                  True, alpha)
 
 
 cdef inline void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
@@ -158,7 +185,7 @@ cdef inline void sum_rows(const floating *values, const int32_t *rows, Py_ssize_
     columns; likewise the output layer from the active hidden units, and the hidden delta from
     the outputs' deltas and weights_1_2.T. Each out[j] is summed in the order of t.
     """
-    sum_rows_strided(values, rows, 1, 1, count, weights, n_cols, start_values, out)
+    sum_rows_into(values, rows, 1, 1, count, weights, n_cols, start_values, out, False, 0)
 
 
 cdef inline void transpose(const floating *a, Py_ssize_t n_rows, Py_ssize_t n_cols,
