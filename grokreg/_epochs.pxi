@@ -92,62 +92,69 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
                 weights_0_1[t, j] += alpha * sums_0_1[t, j]
 
 
-cdef inline void count_inputs(const int32_t *indices, const int64_t *indptr,
-                              const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
-                              Py_ssize_t n_inputs, int64_t *counts) noexcept nogil:
-    """counts[k] = how many of examples batch[first:last] have input k."""
+cdef inline void count_inputs(const int32_t *indices, const int64_t *row_begin,
+                              const int64_t *row_end, const int64_t *batch, Py_ssize_t first,
+                              Py_ssize_t last, Py_ssize_t n_inputs,
+                              int64_t *counts) noexcept nogil:
+    """counts[k] = how many of rows batch[first:last] have input k."""
     cdef Py_ssize_t b, k, t
     for k in range(n_inputs):
         counts[k] = 0
     for b in range(first, last):
-        for t in range(indptr[batch[b]], indptr[batch[b] + 1]):
+        for t in range(row_begin[batch[b]], row_end[batch[b]]):
             counts[indices[t]] += 1
 
 
 cdef inline void place_entries(const floating *data, const int32_t *indices,
-                               const int64_t *indptr, const int64_t *batch, Py_ssize_t first,
-                               Py_ssize_t last, int64_t *fill, floating *values,
-                               int32_t *examples, Py_ssize_t example_step) noexcept nogil:
-    """Each non-zero of examples batch[first:last] to entry fill[its input], which moves on:
-    its value to values[2 * entry], its example to examples[example_step * entry]."""
+                               const int64_t *row_begin, const int64_t *row_end,
+                               const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
+                               int64_t *fill, floating *values, int32_t *examples,
+                               Py_ssize_t example_step) noexcept nogil:
+    """Each non-zero of rows batch[first:last] to entry fill[its input], which moves on: its
+    value to values[2 * entry], its place in the batch to examples[example_step * entry]."""
     cdef Py_ssize_t b, t, entry
     for b in range(first, last):
-        for t in range(indptr[batch[b]], indptr[batch[b] + 1]):
+        for t in range(row_begin[batch[b]], row_end[batch[b]]):
             entry = fill[indices[t]]
             fill[indices[t]] = entry + 1
             examples[entry * example_step] = <int32_t> b
             values[2 * entry] = data[t]
 
 
-cdef void update_by_columns(const floating *data, const int32_t *indices, const int64_t *indptr,
-                            const int64_t[::1] order, Py_ssize_t start, Py_ssize_t size,
-                            floating[:, ::1] weights_0_1, floating alpha,
-                            floating[:, ::1] delta_1, int64_t[::1] column_start,
-                            int64_t[:, ::1] part_fill, floating[:, ::1] entries,
-                            int n_threads) noexcept nogil:
-    """weights_0_1 += alpha * (x_batch.T . delta_1), one row of weights_0_1 at a time.
+cdef void update_by_columns(const floating *data, const int32_t *indices,
+                            const int64_t *row_begin, const int64_t *row_end,
+                            const int64_t *batch, Py_ssize_t size, floating[:, ::1] weights,
+                            floating alpha, const floating[:, ::1] delta,
+                            int64_t[::1] column_start, int64_t[:, ::1] part_fill,
+                            floating[:, ::1] entries, int n_threads) noexcept nogil:
+    """weights += alpha * (x_batch.T . delta), one row of weights at a time, where x_batch's
+    row b is the sparse row batch[b] of (data, indices): its entries row_begin[batch[b]] up
+    to row_end[batch[b]].
 
+    Both layers' updates: the first layer's from the batch's sparse inputs (a CSR data set,
+    row_end = row_begin + 1), the second's from the hidden units each example left active.
     Adding each example's outer product in turn reads and writes a weights row once per
-    example that has that input (~19 times per MNIST batch of 100); here the batch's sparse
-    rows are regrouped by input (a counting sort), each row's sum over the batch is taken in
-    registers (add_scaled_row_sums, with delta_1 in the role of the weights), and each row is
-    updated once from them, as a matrix product would. An entry of the regrouped batch is a row of
-    entries: its example (an int32 in the first column's bytes) beside its value, so that the
-    sort writes one place per entry (two arrays took twice the time).
+    example that has that input (~19 times per MNIST batch of 100 in the first layer, a
+    branch on random data for every unit and example in the second); here the batch's
+    sparse rows are regrouped by input (a counting sort), each row's sum over the batch is
+    taken in registers (add_scaled_row_sums, with delta in the role of the weights), and each
+    row is updated once from them, as a matrix product would. An entry of the regrouped
+    batch is a row of entries: its example (an int32 in the first column's bytes) beside its
+    value, so that the sort writes one place per entry (two arrays took twice the time).
 
     Threads share out the work at every step without changing its result. The sort runs on
     parts of the batch (part_fill's rows: contiguous runs of examples, counted and placed in
     parallel), each part's entries of an input placed after those of the parts before it, so
-    every input's entries stay in example order. Then the rows of weights_0_1.
+    every input's entries stay in example order. Then the rows of weights.
     """
-    cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_0_1.shape[1]
+    cdef Py_ssize_t n_inputs = weights.shape[0], n_cols = weights.shape[1]
     cdef Py_ssize_t n_parts = part_fill.shape[0]
     cdef Py_ssize_t k, part, position, count
     # entries' int32 examples, every example_step int32s
     cdef int32_t *examples = <int32_t *> &entries[0, 0]
     cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
     for part in prange(n_parts, num_threads=n_threads, schedule="static"):
-        count_inputs(indices, indptr, &order[start], size * part // n_parts,
+        count_inputs(indices, row_begin, row_end, batch, size * part // n_parts,
                      size * (part + 1) // n_parts, n_inputs, &part_fill[part, 0])
     # each part's count of each input becomes the place of its first entry there
     position = 0
@@ -159,15 +166,15 @@ cdef void update_by_columns(const floating *data, const int32_t *indices, const 
             position = position + count
     column_start[n_inputs] = position
     for part in prange(n_parts, num_threads=n_threads, schedule="static"):
-        place_entries(data, indices, indptr, &order[start], size * part // n_parts,
+        place_entries(data, indices, row_begin, row_end, batch, size * part // n_parts,
                       size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 1],
                       examples, example_step)
     for k in prange(n_inputs, num_threads=n_threads, schedule="guided"):
         if column_start[k + 1] > column_start[k]:
             add_scaled_row_sums(&entries[column_start[k], 1],
                                 examples + column_start[k] * example_step, 2, example_step,
-                                column_start[k + 1] - column_start[k], &delta_1[0, 0],
-                                n_hidden, alpha, &weights_0_1[k, 0])
+                                column_start[k + 1] - column_start[k], &delta[0, 0],
+                                n_cols, alpha, &weights[k, 0])
 
 
 cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
@@ -176,7 +183,8 @@ cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, 
     """weights += alpha * (h[b] outer delta[b]) for b < size, in b's order for every entry.
 
     The same sums as add_outer_rows called for each example in turn, computed row by row so
-    that threads can share out the rows.
+    that threads can share out the rows: the dense updates (book mode's replay of a diverging
+    epoch), where every unit counts.
     """
     cdef Py_ssize_t j, b, c, n_cols = weights.shape[1]
     cdef floating hj
@@ -198,9 +206,11 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
                         floating[:, ::1] drift, floating[:, ::1] sums_0_1,
                         floating[:, ::1] mask, double[::1] example_error,
-                        Py_ssize_t[::1] example_hit, int64_t[::1] column_start,
-                        int64_t[:, ::1] part_fill, floating[:, ::1] entries,
-                        floating[:, ::1] transposed, const int32_t[::1] output_units,
+                        Py_ssize_t[::1] example_hit, int64_t[::1] active_begin,
+                        int64_t[::1] active_end, const int64_t[::1] positions,
+                        int64_t[::1] column_start, int64_t[:, ::1] part_fill,
+                        floating[:, ::1] entries, floating[:, ::1] transposed,
+                        const int32_t[::1] output_units,
                         int n_threads, Py_ssize_t *n_correct,
                         Py_ssize_t *n_seen, double *phases) noexcept nogil:
     """Mini-batch gradient descent (phases, if not NULL, accumulates each phase's seconds).
@@ -212,14 +222,16 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
     in closed form. weights_1_2 grows by the same alpha * grad_1_2 at each of the B repeats, so at
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
-    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes the
-    first-layer update is added row by row over the batch (update_by_columns).
+    alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes
+    each layer's sum over the batch is taken row by row of its weights (update_by_columns),
+    from the batch's inputs for the first, the units each example left active for the second;
+    rows that keep their zeros (dense) are updated example by example, as NumPy would.
 
     With n_threads > 1 the examples of a batch (forward and deltas) and the rows of each update
     are shared out among threads. Every sum is still taken in one fixed order (each example's
     mask comes from its own place in the random stream, the losses are added up in example
-    order, each weight's updates in example order), so the result is the same, bit for bit,
-    whatever the number of threads.
+    order, each weight's sum over the batch in example order), so the result is the same, bit
+    for bit, whatever the number of threads.
     """
     cdef Py_ssize_t n = order.shape[0]
     cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
@@ -244,9 +256,10 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
             example_mask = &mask[b, 0] if masked else NULL
             if masked and not book:
                 keyed_mask(key, b, rules.dropout.keep, example_mask, n_hidden)
-            forward_example(data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
-                            &h[b, 0], &gate[b, 0], &active_values[b, 0], &active_units[b, 0],
-                            &delta_2[b, 0], book, example_mask, rules.dense)
+            active_end[b] = active_begin[b] + forward_example(
+                data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2, &h[b, 0],
+                &gate[b, 0], &active_values[b, 0], &active_units[b, 0], &delta_2[b, 0], book,
+                example_mask, rules.dense)
             example_hit[b] = 0
             example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
                                              &example_hit[b])
@@ -271,7 +284,10 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
             for j in range(n_hidden):
                 for c in range(n_outputs):
                     grad_1_2[j, c] = 0
-            add_outer_batch(grad_1_2, 1, h, delta_2, size, False, n_threads)
+            # 0 + 1 * sum: the sum itself, from the units each example left active
+            update_by_columns(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
+                              &active_end[0], &positions[0], size, grad_1_2, 1, delta_2,
+                              column_start, part_fill, entries, n_threads)
             triangle = alpha * <floating> (size * (size - 1) // 2)
             transpose(&grad_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
             for b in prange(size, num_threads=n_threads, schedule="static"):
@@ -283,8 +299,12 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                 for j in range(n_hidden):
                     for c in range(n_outputs):
                         weights_1_2[j, c] += alpha * grad_1_2[j, c]
-        else:
-            add_outer_batch(weights_1_2, alpha, h, delta_2, size, rules.dense, n_threads)
+        elif rules.dense:
+            add_outer_batch(weights_1_2, alpha, h, delta_2, size, True, n_threads)
+        else:  # from the units each example left active
+            update_by_columns(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
+                              &active_end[0], &positions[0], size, weights_1_2, alpha,
+                              delta_2, column_start, part_fill, entries, n_threads)
         lap(phases, 3, &mark)
         if rules.dense:
             for b in range(size):
@@ -293,8 +313,8 @@ cdef double batch_epoch(const floating *data, const int32_t *indices, const int6
                                data + indptr[i], indices + indptr[i], indptr[i + 1] - indptr[i],
                                &delta_1[b, 0])
         else:
-            update_by_columns(data, indices, indptr, order, start, size, weights_0_1, alpha,
-                              delta_1, column_start, part_fill, entries,
+            update_by_columns(data, indices, indptr, indptr + 1, &order[start], size,
+                              weights_0_1, alpha, delta_1, column_start, part_fill, entries,
                               n_threads)
         lap(phases, 4, &mark)
         for b in range(size):

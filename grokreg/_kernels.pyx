@@ -275,18 +275,24 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
     literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
     cdef floating[:, ::1] sums_0_1 = np.empty(
         (weights_0_1.shape[0] if literal else 1, width), dtype=dtype)
-    # the column view of a batch (update_by_columns): room for its largest possible size
+    # the column view of a batch (update_by_columns), for either layer: room for its
+    # largest possible size
     by_columns = batch_size > 1 and not dense
-    cdef Py_ssize_t capacity = 1
+    cdef Py_ssize_t capacity = 1, n_columns = 1
     if by_columns:
-        capacity = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
-    cdef int64_t[::1] column_start = np.empty(weights_0_1.shape[0] + 1 if by_columns else 1,
+        capacity = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0),
+                       rows * n_hidden)
+        n_columns = max(weights_0_1.shape[0], n_hidden)
+    cdef int64_t[::1] column_start = np.empty(n_columns + 1, dtype=np.int64)
+    # one row per part of a batch that threads sort in parallel
+    cdef int64_t[:, ::1] part_fill = np.empty((n_threads if by_columns else 1, n_columns),
                                               dtype=np.int64)
-    # one row per part of a batch that threads sort in parallel (update_by_columns)
-    cdef int64_t[:, ::1] part_fill = np.empty(
-        (n_threads if by_columns else 1, weights_0_1.shape[0] if by_columns else 1),
-        dtype=np.int64)
     cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
+    # each example's active hidden units as a sparse row: active_values[b] and
+    # active_units[b] up to active_end[b] (positions: the batch's rows in order)
+    cdef int64_t[::1] active_begin = np.arange(rows, dtype=np.int64) * n_hidden
+    cdef int64_t[::1] active_end = np.empty(rows, dtype=np.int64)
+    cdef int64_t[::1] positions = np.arange(rows, dtype=np.int64)
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
     # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
@@ -309,8 +315,9 @@ def train_epoch(const floating[::1] data not None, const int32_t[::1] indices no
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, active_values, active_units, delta_2,
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
-                                example_hit, column_start, part_fill, entries,
-                                transposed, output_units, n_threads,
+                                example_hit, active_begin, active_end, positions,
+                                column_start, part_fill, entries, transposed, output_units,
+                                n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)
