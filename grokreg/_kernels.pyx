@@ -12,8 +12,8 @@ index they rely on, so calling them directly with bad arguments raises instead o
 
 Conventions (the book's names): ``weights_1_2`` is (n_hidden, n_outputs) and ``weights_0_1`` is
 (n_inputs, width) with width >= n_hidden: its rows may be padded with zero columns, and
-``bias_1`` (width,) likewise. grokreg.network pads them to whole cache lines, so that a row is
-read in whole vectors, in one pass of registers (100 float32 units take 12.5 AVX2 vectors:
+``bias_1`` (width,) likewise. grokreg.network pads them to whole AVX2 vectors, so that a row
+is read in whole vectors, in one pass of registers (100 float32 units take 12.5 AVX2 vectors:
 a second pass over the same rows for the last half vector cost a third of the time); the
 padding's sums are zeros and are never read, and its updates add zeros (delta_1's padding is
 0). ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never updated, without

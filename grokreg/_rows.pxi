@@ -9,7 +9,7 @@
 # 112 float32 units per pass with AVX2, 28 and 56 with SSE2): every pass waits on the cache for
 # the rows again. Widths are literal constants at each call (whole vectors, then 4, 2, 1 for
 # what is left), so that each inlined call is specialised to its width. Each z[j] is still
-# summed in input order. The first-layer update (add_outer_rows) is blocked the same way.
+# summed in input order. The per-example update (add_outer_rows) is blocked the same way.
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
