@@ -128,7 +128,10 @@ def check_result(result, x):
     assert result["outputs"].shape == (len(x), N_OUTPUTS)
     largest = max(np.abs(p).max() for p in result["parameters"])
     if largest < 1e100:  # finite weights near the float range may still overflow the outputs
-        assert np.isfinite(result["outputs"]).all() and np.isfinite(result["error"])
+        assert np.isfinite(result["outputs"]).all()
+        # the squared error of finite outputs overflows from ~1e154 on (float64's sqrt(max))
+        if np.abs(result["outputs"]).max() < 1e150:
+            assert np.isfinite(result["error"])
     assert 0 <= result["accuracy"] <= 1
     assert ((result["predictions"] >= 0) & (result["predictions"] < N_OUTPUTS)).all()
     assert np.array_equal(result["predictions"], result["outputs"].argmax(axis=1))
