@@ -52,12 +52,12 @@ cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
                                 Py_ssize_t width, const floating *start_values,
                                 floating *out, bint scaled, floating alpha,
                                 floating *acc) noexcept nogil:
-    """out[:width] = start_values[:width] + x . weights[:, :width] (start 0 if NULL), or if
-    scaled, out[:width] += alpha * (x . weights[:, :width]) (weights offset to the block's
-    first column, out and start_values to its place)."""
-    # width is a constant in each inlined copy, so that the setting and storing of acc are
-    # whole-vector moves too (at a width known only at run time they became rep stos/movs,
-    # whose start-up cost as much as a row)
+    """With s = start_values[:width] + x . weights[:, :width] (start 0 if NULL): out[:width]
+    = s, or if scaled out[:width] += alpha * s (weights offset to the block's first column,
+    out and start_values to its place)."""
+    # width is a constant in each inlined copy, so that setting and storing acc are whole-vector
+    # moves too (at a width known only at run time, or turned into memset/memcpy by GCC, which
+    # setup.py stops, they were rep stos/movs, whose start-up cost as much as a row)
     cdef Py_ssize_t t, j
     cdef floating xk
     cdef const floating *row
@@ -145,16 +145,15 @@ cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *co
     return vectors * lanes
 
 
-cdef void sum_rows_into(const floating *values, const int32_t *rows,
-                               Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
-                               const floating *weights, Py_ssize_t n_cols,
-                               const floating *start_values, floating *out, bint scaled,
-                               floating alpha) noexcept nogil:
+cdef void sum_rows_into(const floating *values, const int32_t *rows, Py_ssize_t value_step,
+                        Py_ssize_t row_step, Py_ssize_t count, const floating *weights,
+                        Py_ssize_t n_cols, const floating *start_values, floating *out,
+                        bint scaled, floating alpha) noexcept nogil:
     """out = start_values + s, or if scaled out += alpha * s, where s = sum over t of
     values[t * value_step] * weights[rows[t * row_step]] (start 0 if NULL); each s[j] summed
     in the order of t. The steps let the values and rows interleave in one array of entries
-    (update_by_columns), which adds its sums to weights_0_1's rows as they leave the
-    registers."""
+    (update_by_columns, which adds its sums to the weights' rows as they leave the
+    registers)."""
     # the accumulators live here: in each inlined block's frame they would stop the compiler
     # inlining so many blocks; it still keeps them in registers
     cdef floating acc[BLOCK]
