@@ -9,6 +9,7 @@ _Float = NDArray[np.float32] | NDArray[np.float64]
 OPENMP: bool
 AVX2: bool
 PHASES: tuple[str, ...]
+VECTOR_WIDTH: int
 
 def cpu_has_avx2() -> bool: ...
 

@@ -140,6 +140,9 @@ include "_example.pxi"   # one example: masks, ReLU, forward pass, losses and de
 include "_epochs.pxi"    # one epoch: per example, or in mini-batches
 include "_sparse.pxi"    # data sets as compressed sparse rows
 
+#: the width of this build's vector registers, in bytes (16 SSE2, 32 AVX2, 64 AVX-512)
+VECTOR_WIDTH = VECTOR_BYTES
+
 
 # ---------------------------------------------------------------------------------------------
 # Python entry points (private: grokreg.network validates user input before calling these)

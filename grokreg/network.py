@@ -21,11 +21,13 @@ __all__ = ["Network", "usable_cpus"]
 
 def padded_width(hidden, dtype):
     """The row width the kernels get for weights_0_1 and bias_1: hidden rounded up to whole
-    32-byte vectors (8 float32, 4 float64), the widest of the builds wheels carry (AVX2; SSE2's
-    16 bytes divide it), so that every row is whole vectors (see grokreg/_kernels.pyx); the
-    padding is zeros and stays so. (Whole 64-byte cache lines, 112 instead of 104 float32 for
-    100 units, cost 7% more time in the first layer's passes and update.)"""
-    lanes = 32 // np.dtype(dtype).itemsize
+    vectors of 32 bytes (8 float32, 4 float64: AVX2's, which SSE2's 16 bytes divide), or of
+    the kernels' own width if wider (a local AVX-512 build), so that every row is whole
+    vectors (see grokreg/_kernels.pyx); the padding is zeros and stays so. (Whole 64-byte
+    cache lines, 112 instead of 104 float32 for 100 units, cost 7% more time in the first
+    layer's passes and update with AVX2.) Any width of at least hidden computes the same
+    numbers."""
+    lanes = max(32, _kernels.VECTOR_WIDTH) // np.dtype(dtype).itemsize
     return -(-hidden // lanes) * lanes
 
 

@@ -4,8 +4,10 @@ import io
 import numpy as np
 import pytest
 
+import grokreg
 import numpy_model as model
 from grokreg._dispatch import kernels as _kernels  # the build this CPU runs (see test_dispatch)
+from grokreg.network import padded_width
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
@@ -340,6 +342,18 @@ def test_padded_rows_change_nothing_and_stay_zero(sparse_data, dtype, batch_size
     for params, out in zip((plain, padded), outputs):
         _kernels.evaluate(*rows(x.astype(dtype)), None, *params, MSE, None, out)
     assert np.array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", [1, 3, 40, 100, 131])
+def test_networks_pad_rows_to_whole_vectors(dtype, hidden):
+    """The padding the kernels rely on: whole vectors of the build in use, and of AVX2's 32
+    bytes (the same layout whichever shipped build runs), never a vector more than needed."""
+    width = padded_width(hidden, dtype)
+    vector = max(32, _kernels.VECTOR_WIDTH) // np.dtype(dtype).itemsize
+    assert width % vector == 0 and hidden <= width < hidden + vector
+    net = grokreg.Network(hidden, dtype=dtype)
+    assert net._parameters[0].shape == (784, width) and net._parameters[1].shape == (width,)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
