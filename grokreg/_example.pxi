@@ -162,7 +162,7 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
     computed literally, as are its relu (z >= 0) * z and its masking, so that NaN and inf
     behave as in NumPy.
     """
-    cdef Py_ssize_t j, n_active = 0
+    cdef Py_ssize_t j
     cdef floating z, y, g, m
     if book:
         for j in range(n_hidden):
