@@ -54,10 +54,11 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
 
 cdef extern from *:
     """
-    /* The compaction of a row's non-zero entries (the active hidden units): with AVX2, eight
-       float32 or four float64 at a time, moved into place by a permutation looked up from
-       the mask of non-zeros; in a scalar loop each entry's place depends on the count so
-       far (a chain through it, ~1.5 cycles an entry). The same values and units either way. */
+    /* The compaction of a row's non-zero entries (the active hidden units here, a data set's
+       inputs in _sparse.pxi): with AVX2, eight float32 or four float64 at a time, moved into
+       place by a permutation looked up from the mask of non-zeros; in a scalar loop each
+       entry's place depends on the count so far (a chain through it, ~1.5 cycles an entry).
+       The same values and units either way. */
     #include <stdint.h>
     #ifdef __AVX2__
     #include <immintrin.h>
@@ -111,6 +112,31 @@ cdef extern from *:
         return count;
     }
 
+    /* the columns of a row's non-zero bytes (uint8 pixels), 32 at a time: an all-zero
+       stretch (an image's margins) is skipped at once */
+    static Py_ssize_t grokreg_nonzero_bytes(const uint8_t *x, Py_ssize_t n, int32_t *columns) {
+        Py_ssize_t j = 0, count = 0;
+    #ifdef __AVX2__
+        for (; j + 32 <= n; j += 32) {  /* stores stay in the row: count <= j */
+            __m256i v = _mm256_loadu_si256((const __m256i *) (x + j));
+            uint32_t m = ~(uint32_t) _mm256_movemask_epi8(
+                _mm256_cmpeq_epi8(v, _mm256_setzero_si256()));
+            for (int part = 0; m != 0; part += 8, m >>= 8) {
+                __m256i lanes = _mm256_cvtepu8_epi32(
+                    _mm_cvtsi64_si128((long long) grokreg_pack8[m & 255]));
+                _mm256_storeu_si256((__m256i *) (columns + count),
+                                    _mm256_add_epi32(lanes, _mm256_set1_epi32((int) (j + part))));
+                count += grokreg_set_bits[m & 255];
+            }
+        }
+    #endif
+        for (; j < n; j++) {
+            columns[count] = (int32_t) j;
+            count += x[j] != 0;
+        }
+        return count;
+    }
+
     static Py_ssize_t grokreg_compact_double(const double *h, Py_ssize_t n, double *values,
                                              int32_t *units) {
         Py_ssize_t j = 0, count = 0;
@@ -145,8 +171,20 @@ cdef extern from *:
     Py_ssize_t compact_double "grokreg_compact_double"(const double *h, Py_ssize_t n,
                                                        double *values,
                                                        int32_t *units) noexcept nogil
+    Py_ssize_t nonzero_bytes "grokreg_nonzero_bytes"(const uint8_t *x, Py_ssize_t n,
+                                                     int32_t *columns) noexcept nogil
 
 init_packing()
+
+
+cdef inline Py_ssize_t compact(const floating *row, Py_ssize_t n, floating *values,
+                               int32_t *columns) noexcept nogil:
+    """Lists row's non-zero entries in values, with their columns; returns how many. Writes
+    up to n entries (the stores past the count are scratch)."""
+    if floating is float:
+        return compact_float(row, n, values, columns)
+    else:
+        return compact_double(row, n, values, columns)
 
 
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
@@ -191,10 +229,7 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
             h[j] = y
             gate[j] = g
     if not dense:
-        if floating is float:
-            return compact_float(h, n_hidden, active_values, active_units)
-        else:
-            return compact_double(h, n_hidden, active_values, active_units)
+        return compact(h, n_hidden, active_values, active_units)
     for j in range(n_hidden):
         active_values[j] = h[j]
         active_units[j] = <int32_t> j

@@ -18,6 +18,38 @@ cdef inline void place_row(floating *data, int32_t *indices, const floating *row
     memcpy(indices, row_columns, count * sizeof(int32_t))
 
 
+cdef inline Py_ssize_t gather_row(const floating *row, Py_ssize_t n, bint keep_zeros,
+                                  floating *values, int32_t *columns) noexcept nogil:
+    """A row's entries to keep (its non-zeros, or all of them) listed with their columns in
+    scratch space of n entries; returns how many."""
+    cdef Py_ssize_t k
+    if not keep_zeros:
+        return compact(row, n, values, columns)
+    for k in range(n):
+        values[k] = row[k]
+        columns[k] = <int32_t> k
+    return n
+
+
+cdef inline Py_ssize_t gather_pixels(const uint8_t *row, Py_ssize_t n, const floating *table,
+                                     const uint8_t *kept, bint kept_if_nonzero,
+                                     floating *values, int32_t *columns) noexcept nogil:
+    """gather_row of the pixels table[row], keeping those that kept marks."""
+    cdef Py_ssize_t k, t, count = 0
+    if kept_if_nonzero:  # the usual table: the columns of the non-zero bytes, then their values
+        count = nonzero_bytes(row, n, columns)
+        for t in range(count):
+            values[t] = table[row[columns[t]]]
+        return count
+    # every entry written at the next free place and only a kept one advancing it (no branch
+    # on the values, which mispredicts on every stroke's edge)
+    for k in range(n):
+        values[count] = table[row[k]]
+        columns[count] = <int32_t> k
+        count = count + kept[row[k]]
+    return count
+
+
 def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
@@ -43,9 +75,8 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
     cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
-    # each row is gathered into its thread's scratch row first, every entry written at the
-    # next free place and only a kept one advancing it (no branch on the values, which
-    # mispredicts on every stroke's edge), then copied to its place
+    # each row is gathered into its thread's scratch row first (the gathering writes past the
+    # row's end), then copied to its place
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
     thread = 0  # set by each thread; initialised for the compiler's sake
@@ -54,11 +85,8 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
     with nogil, parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(n, schedule="static"):
-            row_count = 0
-            for k in range(n_inputs):
-                scratch_values[thread, row_count] = x[i, k]
-                scratch_columns[thread, row_count] = <int32_t> k
-                row_count = row_count + ((x[i, k] != 0) | keep_zeros)
+            row_count = gather_row(&x[i, 0], n_inputs, keep_zeros, &scratch_values[thread, 0],
+                                   &scratch_columns[thread, 0])
             place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
                       &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)
@@ -110,11 +138,8 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     with nogil, parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(n, schedule="static"):
-            row_count = 0
-            for k in range(n_inputs):
-                scratch_values[thread, row_count] = values[x[i, k]]
-                scratch_columns[thread, row_count] = <int32_t> k
-                row_count = row_count + kept[x[i, k]]
+            row_count = gather_pixels(&x[i, 0], n_inputs, &values[0], kept, kept_if_nonzero,
+                                      &scratch_values[thread, 0], &scratch_columns[thread, 0])
             place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
                       &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
     return np.asarray(data), np.asarray(indices), np.asarray(indptr)

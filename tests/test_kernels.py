@@ -52,6 +52,31 @@ def test_sparse_rows(sparse_data):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_inputs", [1, 7, 32, 45, 100, 784])  # whole vectors, tails, or both
+def test_sparse_conversions_list_exactly_the_nonzeros(dtype, n_inputs):
+    """Rows wide enough for the vectorised compaction: NumPy's non-zeros, in order (-0.0 is a
+    zero, NaN is not), from floats and from uint8 pixels; all-zero stretches and rows too."""
+    rng = np.random.default_rng(n_inputs)
+    pixels = rng.integers(1, 256, size=(25, n_inputs)).astype(np.uint8)
+    pixels[rng.random(pixels.shape) < 0.7] = 0
+    pixels[3] = 0
+    pixels[4, : n_inputs // 2] = 0
+    pixels[5] = 255
+    table = np.divide(np.arange(256, dtype=np.uint8), 255, dtype=dtype)
+    x = table[pixels]
+    x[6, ::3] = -0.0
+    x[7, ::5] = np.nan
+    for convert, source in ((_kernels.sparse_rows, x), (_kernels.sparse_pixels, pixels)):
+        data, indices, indptr = (convert(source) if convert is _kernels.sparse_rows
+                                 else convert(source, table))
+        dense = x if convert is _kernels.sparse_rows else table[pixels]
+        row_of, columns = np.nonzero(dense)
+        assert np.array_equal(indices, columns)
+        assert np.array_equal(data, dense[row_of, columns], equal_nan=True)
+        assert np.array_equal(indptr, np.searchsorted(row_of, np.arange(len(x) + 1)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("keep_zeros", [False, True])
 def test_sparse_pixels_are_the_sparse_rows_of_the_scaled_images(dtype, keep_zeros):
     """uint8 pixels through a 256-entry table give the rows of the dense scaled images, bit for bit."""
