@@ -1,7 +1,7 @@
 # One epoch, for grokreg/_kernels.pyx (included there): per-example gradient descent, and
 # mini-batches (default mode's batch-mean update, the book's loop in closed form or literally).
 
-cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+cdef double sgd_epoch(const floating *data, const index_int *indices, const int64_t *indptr,
                       const int64_t[::1] labels, const int64_t[::1] order,
                       floating[:, ::1] weights_0_1, floating[::1] bias_1,
                       floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,
@@ -51,7 +51,7 @@ cdef double sgd_epoch(const floating *data, const int32_t *indices, const int64_
     return error
 
 
-cdef void book_batch_literally(const floating *data, const int32_t *indices,
+cdef void book_batch_literally(const floating *data, const index_int *indices,
                                const int64_t *indptr, const int64_t[::1] order, Py_ssize_t start,
                                Py_ssize_t size, floating[:, ::1] weights_0_1,
                                floating[:, ::1] weights_1_2, floating alpha,
@@ -92,7 +92,7 @@ cdef void book_batch_literally(const floating *data, const int32_t *indices,
                 weights_0_1[t, j] += alpha * sums_0_1[t, j]
 
 
-cdef inline void count_inputs(const int32_t *indices, const int64_t *row_begin,
+cdef inline void count_inputs(const index_int *indices, const int64_t *row_begin,
                               const int64_t *row_end, const int64_t *batch, Py_ssize_t first,
                               Py_ssize_t last, Py_ssize_t n_inputs,
                               int64_t *counts) noexcept nogil:
@@ -105,7 +105,7 @@ cdef inline void count_inputs(const int32_t *indices, const int64_t *row_begin,
             counts[indices[t]] += 1
 
 
-cdef inline void place_entries(const floating *data, const int32_t *indices,
+cdef inline void place_entries(const floating *data, const index_int *indices,
                                const int64_t *row_begin, const int64_t *row_end,
                                const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
                                int64_t *fill, floating *values, int32_t *examples,
@@ -121,7 +121,7 @@ cdef inline void place_entries(const floating *data, const int32_t *indices,
             values[2 * entry] = data[t]
 
 
-cdef void update_by_columns(const floating *data, const int32_t *indices,
+cdef void update_by_columns(const floating *data, const index_int *indices,
                             const int64_t *row_begin, const int64_t *row_end,
                             const int64_t *batch, Py_ssize_t size, floating[:, ::1] weights,
                             floating alpha, const floating[:, ::1] delta,
@@ -196,7 +196,7 @@ cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, 
                     weights[j, c] += alpha * (hj * delta[b, c])
 
 
-cdef double batch_epoch(const floating *data, const int32_t *indices, const int64_t *indptr,
+cdef double batch_epoch(const floating *data, const index_int *indices, const int64_t *indptr,
                         const int64_t[::1] labels, const int64_t[::1] order,
                         floating[:, ::1] weights_0_1, floating[::1] bias_1,
                         floating[:, ::1] weights_1_2, floating[::1] bias_2, floating alpha,

@@ -305,7 +305,7 @@ cdef inline void hidden_delta(const floating *delta_2, const floating *weights_2
 
 
 
-cdef inline Py_ssize_t forward_example(const floating *data, const int32_t *indices,
+cdef inline Py_ssize_t forward_example(const floating *data, const index_int *indices,
                                        const int64_t *indptr, Py_ssize_t i,
                                        const floating[:, ::1] weights_0_1,
                                        const floating[::1] bias_1,

@@ -5,6 +5,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
+_Columns = NDArray[np.uint16] | NDArray[np.int32]  # uint16 up to 65,536 inputs
 
 OPENMP: bool
 AVX2: bool
@@ -17,15 +18,16 @@ class Loss(enum.IntEnum):
     SQUARED_ERROR = 0
     SOFTMAX_CROSS_ENTROPY = 1
 
+def column_dtype(n_inputs: int) -> np.dtype[np.uint16] | np.dtype[np.int32]: ...
 def sparse_rows(
     x: _Float, keep_zeros: bool = ..., n_threads: int = ...
-) -> tuple[_Float, NDArray[np.int32], NDArray[np.int64]]: ...
+) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
 def sparse_pixels(
     x: NDArray[np.uint8], values: _Float, keep_zeros: bool = ..., n_threads: int = ...
-) -> tuple[_Float, NDArray[np.int32], NDArray[np.int64]]: ...
+) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
 def train_epoch(
     data: _Float,
-    indices: NDArray[np.int32],
+    indices: _Columns,
     indptr: NDArray[np.int64],
     labels: NDArray[np.int64],
     order: NDArray[np.int64],
@@ -46,7 +48,7 @@ def train_epoch(
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
     data: _Float,
-    indices: NDArray[np.int32],
+    indices: _Columns,
     indptr: NDArray[np.int64],
     labels: NDArray[np.int64] | None,
     weights_0_1: _Float,

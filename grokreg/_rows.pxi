@@ -46,7 +46,7 @@ cdef inline void prefetch_row(const floating *row, Py_ssize_t width) noexcept no
         prefetch(<const char *> row + line * CACHE_LINE)
 
 
-cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
+cdef inline void sum_rows_block(const floating *values, const index_int *columns,
                                 Py_ssize_t value_step, Py_ssize_t column_step,
                                 Py_ssize_t count, const floating *weights, Py_ssize_t n_cols,
                                 Py_ssize_t width, const floating *start_values,
@@ -78,7 +78,7 @@ cdef inline void sum_rows_block(const floating *values, const int32_t *columns,
             out[j] = acc[j]
 
 
-cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *columns,
+cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const index_int *columns,
                                        Py_ssize_t value_step, Py_ssize_t column_step,
                                        Py_ssize_t count, const floating *weights,
                                        Py_ssize_t n_cols, Py_ssize_t remaining,
@@ -145,7 +145,7 @@ cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const int32_t *co
     return vectors * lanes
 
 
-cdef void sum_rows_into(const floating *values, const int32_t *rows, Py_ssize_t value_step,
+cdef void sum_rows_into(const floating *values, const index_int *rows, Py_ssize_t value_step,
                         Py_ssize_t row_step, Py_ssize_t count, const floating *weights,
                         Py_ssize_t n_cols, const floating *start_values, floating *out,
                         bint scaled, floating alpha) noexcept nogil:
@@ -165,7 +165,7 @@ cdef void sum_rows_into(const floating *values, const int32_t *rows, Py_ssize_t 
                                  out + start, scaled, alpha, acc)
 
 
-cdef void add_scaled_row_sums(const floating *values, const int32_t *rows,
+cdef void add_scaled_row_sums(const floating *values, const index_int *rows,
                               Py_ssize_t value_step, Py_ssize_t row_step, Py_ssize_t count,
                               const floating *weights, Py_ssize_t n_cols, floating alpha,
                               floating *target) noexcept nogil:
@@ -175,7 +175,7 @@ cdef void add_scaled_row_sums(const floating *values, const int32_t *rows,
                   True, alpha)
 
 
-cdef inline void sum_rows(const floating *values, const int32_t *rows, Py_ssize_t count,
+cdef inline void sum_rows(const floating *values, const index_int *rows, Py_ssize_t count,
                           const floating *weights, Py_ssize_t n_cols,
                           const floating *start_values, floating *out) noexcept nogil:
     """out = start_values + sum over t of values[t] * weights[rows[t], :] (start 0 if NULL).
@@ -204,7 +204,7 @@ cdef inline void add_scaled(floating *target, Py_ssize_t n, floating alpha,
 
 
 cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating alpha,
-                                const floating *values, const int32_t *rows, Py_ssize_t count,
+                                const floating *values, const index_int *rows, Py_ssize_t count,
                                 Py_ssize_t width, const floating *v) noexcept nogil:
     """weights[rows[t], :width] += alpha * (values[t] * v[:width]) (weights offset as above)."""
     cdef Py_ssize_t t, c
@@ -219,7 +219,7 @@ cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating a
 
 
 cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, floating alpha,
-                                       const floating *values, const int32_t *rows,
+                                       const floating *values, const index_int *rows,
                                        Py_ssize_t count, Py_ssize_t remaining,
                                        const floating *v) noexcept nogil:
     """add_rows_block for the widest block that fits in the remaining columns; its width."""
@@ -266,7 +266,7 @@ cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, flo
 
 
 cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
-                         const floating *values, const int32_t *rows, Py_ssize_t count,
+                         const floating *values, const index_int *rows, Py_ssize_t count,
                          const floating *v) noexcept nogil:
     """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update.
 

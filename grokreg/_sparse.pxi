@@ -11,11 +11,20 @@ cdef int64_t[::1] row_starts(const int64_t[::1] counts):
     return indptr
 
 
-cdef inline void place_row(floating *data, int32_t *indices, const floating *row_values,
+def column_dtype(Py_ssize_t n_inputs):
+    """The sparse rows' column type for n_inputs: uint16 where every column fits, else int32."""
+    if n_inputs > 2**31 - 1:
+        raise ValueError("x has too many columns for 32-bit indices")
+    return np.dtype(np.uint16 if n_inputs <= 65536 else np.int32)
+
+
+cdef inline void place_row(floating *data, index_int *indices, const floating *row_values,
                            const int32_t *row_columns, Py_ssize_t count) noexcept nogil:
     """Copy a row gathered in scratch space to its place in the sparse rows."""
+    cdef Py_ssize_t t
     memcpy(data, row_values, count * sizeof(floating))
-    memcpy(indices, row_columns, count * sizeof(int32_t))
+    for t in range(count):
+        indices[t] = <index_int> row_columns[t]
 
 
 cdef inline Py_ssize_t gather_row(const floating *row, Py_ssize_t n, bint keep_zeros,
@@ -50,18 +59,50 @@ cdef inline Py_ssize_t gather_pixels(const uint8_t *row, Py_ssize_t n, const flo
     return count
 
 
+cdef void place_rows(const floating[:, ::1] x, bint keep_zeros, const int64_t[::1] indptr,
+                     floating[::1] data, index_int[::1] indices,
+                     floating[:, ::1] scratch_values, int32_t[:, ::1] scratch_columns,
+                     int n_threads) noexcept nogil:
+    """Fill (data, indices) with the rows of x: each row is gathered into its thread's scratch
+    row first (the gathering writes past the row's end), then copied to its place."""
+    cdef Py_ssize_t i, count, thread = 0  # set by each thread; initialised for the compiler
+    with parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(x.shape[0], schedule="static"):
+            count = gather_row(&x[i, 0], x.shape[1], keep_zeros, &scratch_values[thread, 0],
+                               &scratch_columns[thread, 0])
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+
+
+cdef void place_pixels(const uint8_t[:, ::1] x, const floating[::1] table, const uint8_t *kept,
+                       bint kept_if_nonzero, const int64_t[::1] indptr, floating[::1] data,
+                       index_int[::1] indices, floating[:, ::1] scratch_values,
+                       int32_t[:, ::1] scratch_columns, int n_threads) noexcept nogil:
+    """place_rows for the pixels table[x], keeping those that kept marks."""
+    cdef Py_ssize_t i, count, thread = 0
+    with parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(x.shape[0], schedule="static"):
+            count = gather_pixels(&x[i, 0], x.shape[1], &table[0], kept, kept_if_nonzero,
+                                  &scratch_values[thread, 0], &scratch_columns[thread, 0])
+            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                      &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+
+
 def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
     Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
-    indices[indptr[i]:indptr[i + 1]] (increasing). keep_zeros lists every entry, zeros too:
-    the kernels then compute as densely as NumPy (where 0 * inf is NaN). n_threads share out
-    the rows (the result does not depend on it).
+    indices[indptr[i]:indptr[i + 1]] (increasing; of column_dtype(x.shape[1])). keep_zeros
+    lists every entry, zeros too: the kernels then compute as densely as NumPy (where 0 * inf
+    is NaN). n_threads share out the rows (the result does not depend on it).
     """
-    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
     cdef int64_t row_count
-    if n_inputs > 2**31 - 1:
-        raise ValueError("x has too many columns for 32-bit indices")
+    cdef uint16_t[::1] narrow  # indices, as the type of its columns
+    cdef int32_t[::1] wide
+    columns = column_dtype(n_inputs)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     dtype = np.float32 if floating is float else np.float64
@@ -74,22 +115,20 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
             counts[i] = row_count
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
-    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
-    # each row is gathered into its thread's scratch row first (the gathering writes past the
-    # row's end), then copied to its place
+    indices = np.empty(indptr[n], dtype=columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
-    thread = 0  # set by each thread; initialised for the compiler's sake
     if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
-        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
-    with nogil, parallel(num_threads=n_threads):
-        thread = threadid()
-        for i in prange(n, schedule="static"):
-            row_count = gather_row(&x[i, 0], n_inputs, keep_zeros, &scratch_values[thread, 0],
-                                   &scratch_columns[thread, 0])
-            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
-                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
-    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+        pass
+    elif columns == np.uint16:
+        narrow = indices
+        place_rows(x, keep_zeros, indptr, data, narrow, scratch_values,
+                   scratch_columns, n_threads)
+    else:
+        wide = indices
+        place_rows(x, keep_zeros, indptr, data, wide, scratch_values,
+                   scratch_columns, n_threads)
+    return np.asarray(data), indices, np.asarray(indptr)
 
 
 def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
@@ -100,12 +139,13 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
     the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
     """
-    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k, thread
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
     cdef int64_t row_count
+    cdef uint16_t[::1] narrow  # indices, as the type of its columns
+    cdef int32_t[::1] wide
     if values.shape[0] != 256:
         raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
-    if n_inputs > 2**31 - 1:
-        raise ValueError("x has too many columns for 32-bit indices")
+    columns = column_dtype(n_inputs)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef uint8_t kept[256]
@@ -128,18 +168,17 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
             counts[i] = row_count
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
-    cdef int32_t[::1] indices = np.empty(indptr[n], dtype=np.int32)
-    # gathered as in sparse_rows
+    indices = np.empty(indptr[n], dtype=columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
-    thread = 0  # set by each thread; initialised for the compiler's sake
-    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
-        return np.asarray(data), np.asarray(indices), np.asarray(indptr)
-    with nogil, parallel(num_threads=n_threads):
-        thread = threadid()
-        for i in prange(n, schedule="static"):
-            row_count = gather_pixels(&x[i, 0], n_inputs, &values[0], kept, kept_if_nonzero,
-                                      &scratch_values[thread, 0], &scratch_columns[thread, 0])
-            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
-                      &scratch_values[thread, 0], &scratch_columns[thread, 0], row_count)
-    return np.asarray(data), np.asarray(indices), np.asarray(indptr)
+    if indptr[n] == 0:
+        pass
+    elif columns == np.uint16:
+        narrow = indices
+        place_pixels(x, values, kept, kept_if_nonzero, indptr, data, narrow,
+                     scratch_values, scratch_columns, n_threads)
+    else:
+        wide = indices
+        place_pixels(x, values, kept, kept_if_nonzero, indptr, data, wide,
+                     scratch_values, scratch_columns, n_threads)
+    return np.asarray(data), indices, np.asarray(indptr)

@@ -45,7 +45,7 @@ def test_sparse_rows(sparse_data):
     x, _ = sparse_data
     data, indices, indptr = _kernels.sparse_rows(x)
     row_of, columns = np.nonzero(x)
-    assert np.array_equal(indices, columns) and indices.dtype == np.int32
+    assert np.array_equal(indices, columns) and indices.dtype == np.uint16
     assert np.array_equal(data, x[row_of, columns])
     assert np.array_equal(indptr, np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=len(x)))]))
     assert [len(a) for a in _kernels.sparse_rows(np.zeros((3, 5)))] == [0, 0, 4]
@@ -74,6 +74,42 @@ def test_sparse_conversions_list_exactly_the_nonzeros(dtype, n_inputs):
         assert np.array_equal(indices, columns)
         assert np.array_equal(data, dense[row_of, columns], equal_nan=True)
         assert np.array_equal(indptr, np.searchsorted(row_of, np.arange(len(x) + 1)))
+
+
+@pytest.mark.parametrize("n_inputs, column_type", [(65_536, np.uint16), (65_537, np.int32)])
+def test_sparse_columns_are_16_bit_where_every_column_fits(n_inputs, column_type):
+    x = np.zeros((2, n_inputs))
+    x[0, -1] = x[1, 3] = 0.5
+    assert _kernels.column_dtype(n_inputs) == column_type
+    for indices in (_kernels.sparse_rows(x)[1], _kernels.sparse_pixels((2 * x).astype(np.uint8),
+                                                                        np.arange(256.0))[1]):
+        assert indices.dtype == column_type and list(indices) == [n_inputs - 1, 3]
+
+
+@pytest.mark.parametrize("dtype, batch_size, keep, book", [
+    (np.float64, 1, 0.5, True), (np.float64, 10, 1.0, True),  # book mode is float64
+    *[(dtype, batch_size, 0.5, False) for dtype in DTYPES for batch_size in (1, 10)]])
+def test_16_and_32_bit_columns_compute_the_same_bits(dtype, batch_size, keep, book):
+    """The kernels read uint16 columns (up to 65,536 inputs) and int32 ones (wider data) alike."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(60, 50)).astype(np.uint8)
+    pixels[pixels < 190] = 0
+    labels = rng.integers(0, 10, size=60).astype(np.int64)
+    narrow = _kernels.sparse_pixels(pixels, np.divide(np.arange(256), 255, dtype=dtype))
+    wide = (narrow[0], narrow[1].astype(np.int32), narrow[2])
+    start = [(0.2 * rng.random((50, 8)) - 0.1).astype(dtype), np.zeros(8, dtype),
+             (0.2 * rng.random((8, 10)) - 0.1).astype(dtype), np.zeros(10, dtype)]
+    results = []
+    for rows in (narrow, wide):
+        parameters = [p.copy() for p in start]
+        bit_generator = np.random.MT19937(1) if book else np.random.PCG64(1)
+        epochs = [_kernels.train_epoch(*rows, labels, np.arange(60, dtype=np.int64), *parameters,
+                                       0.01, batch_size, book, keep, bit_generator)
+                  for _ in range(2)]
+        outputs = np.empty((60, 10), dtype)
+        evaluation = _kernels.evaluate(*rows, labels, *parameters, outputs=outputs)
+        results.append((epochs, evaluation, [p.tobytes() for p in parameters], outputs.tobytes()))
+    assert results[0] == results[1]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -280,6 +316,8 @@ def test_divergence_is_reported(mnist):
     (dict(keep=0.5, bit_generator=object()), "BitGenerator"),
     (dict(indices=np.array([0, 8], dtype=np.int32)), "indices"),
     (dict(indices=np.array([0, -1], dtype=np.int32)), "indices"),
+    (dict(indices=np.array([0, 8], dtype=np.uint16)), "indices"),
+    (dict(indices=np.array([0, 7], dtype=np.int64)), "argument types"),
     (dict(indptr=np.array([0, 3, 2])), "non-decreasing"),
     (dict(indptr=np.array([0, 1, 3])), "sparse rows"),
     (dict(indptr=np.array([0, 2])), "labels"),
@@ -309,6 +347,7 @@ def test_train_epoch_refuses_what_would_break_it(change, message):
     (dict(labels=np.array([0, 3])), r"labels\[1\] = 3 is outside 0..2"),
     (dict(labels=np.array([0])), "labels has 1 entries for 2 examples"),
     (dict(indices=np.array([0, 8], dtype=np.int32)), r"indices\[1\] = 8 is outside 0..7"),
+    (dict(indices=np.array([0, 8], dtype=np.uint16)), r"indices\[1\] = 8 is outside 0..7"),
     (dict(indptr=np.array([0, 3, 2])), "indptr must be non-decreasing"),
     (dict(data=np.ones(3)), "data, indices and indptr do not describe sparse rows"),
     (dict(w12=np.zeros((6, 3))), "weights_1_2 must have one row per column of weights_0_1"),

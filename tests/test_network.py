@@ -94,6 +94,19 @@ def test_uint8_images_train_float32_as_their_scaled_images(small):
     assert history == other_history and np.array_equal(outputs, other_outputs)
 
 
+def test_more_inputs_than_16_bit_columns_address(small):
+    """Past 65,536 inputs the sparse rows' columns are 32-bit: the network computes as NumPy."""
+    x, y, _, _ = small
+    x = x.reshape(len(x), -1)
+    wide = np.zeros((len(x), 70_000))
+    wide[:, -x.shape[1]:] = x / 255  # every input beyond 16 bits
+    net = grokreg.Network(hidden=6, seed=3, n_inputs=wide.shape[1])
+    net.fit(wide, y, epochs=2, alpha=0.05, batch_size=10)
+    expected = np.maximum(wide @ net.weights_0_1, 0) @ net.weights_1_2
+    assert np.abs(net.decision_function(wide) - expected).max() < 1e-12
+    assert np.abs(net.weights_0_1[-x.shape[1]:]).max() > 0.1 + 1e-3  # trained: started in ±0.1
+
+
 def test_memory_mapped_inputs(small, tmp_path):
     x, y, _, _ = small
     mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=x.shape)
