@@ -5,10 +5,11 @@ The task of bench/full_mnist.py (784-100-10, dropout 0.5, batches of 100, alpha 
 mode), trained through the kernels directly so that each phase is timed: the conversion of
 the images to sparse rows (once per fit), each phase of the training epochs (the kernels'
 PHASES, timed inside the compiled loop) and the evaluation of the test set (every epoch).
-The next speed-up should start from the largest row.
+The next speed-up should start from the largest row. --shuffle trains in a new random order
+every epoch, as fit(shuffle=True) does (the default and the book keep data order).
 
     python bench/phases.py --data-dir ../shared/data/mnist [--epochs 3] [--dtype float32]
-        [--threads 1]
+        [--threads 1] [--shuffle]
 """
 import argparse
 import os
@@ -30,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shuffle", action="store_true",
+                        help="a new random order every epoch, as fit(shuffle=True)")
     args = parser.parse_args(argv)
     if not args.data_dir:
         parser.error("full MNIST is needed: pass --data-dir or set GROKREG_DATA")
@@ -46,7 +49,10 @@ def main(argv=None):
     evaluation = training = 0.0
     order = np.arange(len(x), dtype=np.int64)
     process_cpu, own_cpu = time.process_time(), time.thread_time()
+    shuffler = np.random.default_rng(0)
     for _ in range(args.epochs):
+        if args.shuffle:
+            shuffler.shuffle(order)
         started = time.perf_counter()
         kernels.train_epoch(*train, y, order, *net._parameters, ALPHA, BATCH, False,
                             1 - DROPOUT, net._bit_generator, net._loss_code, False, False,
@@ -65,7 +71,8 @@ def main(argv=None):
              ("conversion to sparse rows, once per fit (/ epochs)", conversion / args.epochs)]
     total = sum(seconds for _, seconds in rows)
     print(f"{args.dtype}, {args.threads} thread(s), the {_dispatch.BUILD} build of the kernels, "
-          f"{args.epochs} epochs; test accuracy {correct / len(y_test):.4f}; {describe()}\n")
+          f"{args.epochs} epochs{', shuffled' if args.shuffle else ''}; "
+          f"test accuracy {correct / len(y_test):.4f}; {describe()}\n")
     print("| phase | ms / epoch | share |")
     print("|---|---|---|")
     for name, seconds in rows:
