@@ -289,16 +289,20 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     # the column view of a batch (update_by_columns), for either layer: room for its
     # largest possible size
     by_columns = batch_size > 1 and not dense
-    cdef Py_ssize_t capacity = 1, n_columns = 1
+    cdef Py_ssize_t capacity = 1, n_columns = 1, batch_entries = 1
     if by_columns:
-        capacity = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0),
-                       rows * n_hidden)
+        batch_entries = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
+        capacity = max(batch_entries, rows * n_hidden)
         n_columns = max(weights_0_1.shape[0], n_hidden)
     cdef int64_t[::1] column_start = np.empty(n_columns + 1, dtype=np.int64)
     # one row per part of a batch that threads sort in parallel
     cdef int64_t[:, ::1] part_fill = np.empty((n_threads if by_columns else 1, n_columns),
                                               dtype=np.int64)
     cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
+    # a batch's sparse rows gathered into one stretch (see gather_batch)
+    cdef floating[::1] batch_data = np.empty(batch_entries, dtype=dtype)
+    cdef index_int[::1] batch_indices = np.empty(batch_entries, dtype=np.asarray(indices).dtype)
+    cdef int64_t[::1] batch_indptr = np.empty(rows + 1, dtype=np.int64)
     # each example's active hidden units as a sparse row: active_values[b] and
     # active_units[b] up to active_end[b] (positions: the batch's rows in order)
     cdef int64_t[::1] active_begin = np.arange(rows, dtype=np.int64) * n_hidden
@@ -328,7 +332,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
                                 example_hit, active_begin, active_end, positions,
                                 column_start, part_fill, entries, transposed, output_units,
-                                n_threads,
+                                &batch_data[0], &batch_indices[0], &batch_indptr[0], n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)

@@ -113,6 +113,30 @@ def test_16_and_32_bit_columns_compute_the_same_bits(dtype, batch_size, keep, bo
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_shuffled_order_trains_as_the_rows_stored_in_that_order(dtype, n_threads):
+    """A batch whose rows are scattered is gathered first (gather_batch), one in place is
+    read there: either way the same bits as the examples stored in training order."""
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, size=(125, 50)).astype(np.uint8)
+    pixels[pixels < 190] = 0
+    labels = rng.integers(0, 10, size=125).astype(np.int64)
+    order = np.concatenate([np.arange(20, 30), 30 + rng.permutation(95), rng.permutation(20)])
+    table = np.divide(np.arange(256), 255, dtype=dtype)
+    start = [(0.2 * rng.random((50, 8)) - 0.1).astype(dtype), np.zeros(8, dtype),
+             (0.2 * rng.random((8, 10)) - 0.1).astype(dtype), np.zeros(10, dtype)]
+    results = []
+    for rows, y, visits in ((_kernels.sparse_pixels(pixels, table), labels, order),
+                            (_kernels.sparse_pixels(pixels[order], table), labels[order],
+                             np.arange(125))):
+        parameters = [p.copy() for p in start]
+        epoch = _kernels.train_epoch(*rows, y, visits.astype(np.int64), *parameters, 0.05, 10,
+                                     False, 0.5, np.random.PCG64(2), n_threads=n_threads)
+        results.append((epoch, [p.tobytes() for p in parameters]))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("keep_zeros", [False, True])
 def test_sparse_pixels_are_the_sparse_rows_of_the_scaled_images(dtype, keep_zeros):
     """uint8 pixels through a 256-entry table give the rows of the dense scaled images, bit for bit."""
