@@ -12,6 +12,11 @@ agree on the number of test images each network classifies correctly (it is prin
     git worktree add /tmp/old OLD_COMMIT && (cd /tmp/old && python setup.py build_ext --inplace)
     python bench/compare_builds.py old=/tmp/old/grokreg/_kernels_avx2.*.so \\
         new=grokreg/_kernels_avx2.*.so
+
+--full-mnist DIR times instead the task of bench/full_mnist.py (60,000 images, 784-100-10,
+dropout 0.5, batches of 100, default mode; --dtype, --threads, --shuffle for a new random
+order every epoch), one epoch per build in turn, and prints each phase's median (PHASES,
+timed inside the kernel), --repeat epochs per build.
 """
 import argparse
 import importlib.machinery
@@ -45,11 +50,18 @@ def main(argv=None):
                         choices=["overfit", "dropout", "batch"])
     parser.add_argument("--epochs", type=int, default=5, help="training epochs per timing")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--full-mnist", metavar="DIR", help="the full MNIST files: time its "
+                        "mini-batch epochs instead")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shuffle", action="store_true")
     args = parser.parse_args(argv)
     if any("=" not in build for build in args.builds):
         parser.error("builds are given as LABEL=PATH")
     builds = {label: load_build(path)
               for label, path in (build.split("=", 1) for build in args.builds)}
+    if args.full_mnist:
+        return full_mnist_epochs(builds, args)
 
     (x, y), (x_test, y_test) = grokreg.load_mnist(n_train=N_TRAIN)
     pixels = PIXEL_VALUES[np.dtype(np.float64)]
@@ -91,6 +103,38 @@ def main(argv=None):
     agree = all(len({best[name, label][2] for label in builds}) == 1
                 for name in args.experiments)
     return 0 if agree else 1
+
+
+def full_mnist_epochs(builds, args):
+    """Mini-batch epochs of full MNIST, one per build in turn: each phase's median."""
+    (x, y), _ = grokreg.load_mnist(args.full_mnist)
+    x, y = np.ascontiguousarray(x.reshape(len(x), -1)), y.astype(np.int64)
+    dtype = np.dtype(args.dtype)
+    net = grokreg.Network(100, dropout=0.5, dtype=dtype, seed=0)
+    start = [p.copy() for p in net._parameters]
+    rows = {label: kernels.sparse_pixels(x, PIXEL_VALUES[dtype])
+            for label, kernels in builds.items()}
+    shuffler = np.random.default_rng(0)
+    phases = {label: [] for label in builds}
+    for _ in range(args.repeat):
+        order = shuffler.permutation(len(x)) if args.shuffle else np.arange(len(x))
+        order = order.astype(np.int64)
+        for label, kernels in builds.items():
+            parameters = [p.copy() for p in start]  # every build trains the same epoch
+            seconds = np.zeros(len(kernels.PHASES))
+            kernels.train_epoch(*rows[label], y, order, *parameters, 0.1, 100, False, 0.5,
+                                np.random.PCG64(1), n_threads=args.threads, phases=seconds)
+            phases[label].append(seconds)
+    names = next(iter(builds.values())).PHASES
+    print("| build | " + " | ".join(names) + " | training |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for label, measured in phases.items():
+        medians = np.median(np.array(measured), axis=0) * 1e3
+        print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians)
+              + f" | {np.median(np.array(measured).sum(axis=1)) * 1e3:.1f} |")
+    print(f"\nms per epoch, medians of {args.repeat} epochs per build, builds interleaved; "
+          f"{args.dtype}, {args.threads} thread(s){', shuffled' if args.shuffle else ''}.")
+    return 0
 
 
 if __name__ == "__main__":
