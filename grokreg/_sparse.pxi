@@ -27,8 +27,8 @@ cdef inline void place_row(floating *data, index_int *indices, const floating *r
         indices[t] = <index_int> row_columns[t]
 
 
-cdef inline Py_ssize_t gather_row(const floating *row, Py_ssize_t n, bint keep_zeros,
-                                  floating *values, int32_t *columns) noexcept nogil:
+cdef inline Py_ssize_t compact_row(const floating *row, Py_ssize_t n, bint keep_zeros,
+                                   floating *values, int32_t *columns) noexcept nogil:
     """A row's entries to keep (its non-zeros, or all of them) listed with their columns in
     scratch space of n entries; returns how many."""
     cdef Py_ssize_t k
@@ -40,10 +40,11 @@ cdef inline Py_ssize_t gather_row(const floating *row, Py_ssize_t n, bint keep_z
     return n
 
 
-cdef inline Py_ssize_t gather_pixels(const uint8_t *row, Py_ssize_t n, const floating *table,
-                                     const uint8_t *kept, bint kept_if_nonzero,
-                                     floating *values, int32_t *columns) noexcept nogil:
-    """gather_row of the pixels table[row], keeping those that kept marks."""
+cdef inline Py_ssize_t compact_pixels(const uint8_t *row, Py_ssize_t n,
+                                      const floating *table, const uint8_t *kept,
+                                      bint kept_if_nonzero, floating *values,
+                                      int32_t *columns) noexcept nogil:
+    """compact_row of the pixels table[row], keeping those that kept marks."""
     cdef Py_ssize_t k, t, count = 0
     if kept_if_nonzero:  # the usual table: the columns of the non-zero bytes, then their values
         count = nonzero_bytes(row, n, columns)
@@ -63,14 +64,14 @@ cdef void place_rows(const floating[:, ::1] x, bint keep_zeros, const int64_t[::
                      floating[::1] data, index_int[::1] indices,
                      floating[:, ::1] scratch_values, int32_t[:, ::1] scratch_columns,
                      int n_threads) noexcept nogil:
-    """Fill (data, indices) with the rows of x: each row is gathered into its thread's scratch
-    row first (the gathering writes past the row's end), then copied to its place."""
+    """Fill (data, indices) with the rows of x: each row is compacted into its thread's scratch
+    row first (the compaction writes past the row's end), then copied to its place."""
     cdef Py_ssize_t i, count, thread = 0  # set by each thread; initialised for the compiler
     with parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(x.shape[0], schedule="static"):
-            count = gather_row(&x[i, 0], x.shape[1], keep_zeros, &scratch_values[thread, 0],
-                               &scratch_columns[thread, 0])
+            count = compact_row(&x[i, 0], x.shape[1], keep_zeros, &scratch_values[thread, 0],
+                                &scratch_columns[thread, 0])
             place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
                       &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
 
@@ -84,8 +85,8 @@ cdef void place_pixels(const uint8_t[:, ::1] x, const floating[::1] table, const
     with parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(x.shape[0], schedule="static"):
-            count = gather_pixels(&x[i, 0], x.shape[1], &table[0], kept, kept_if_nonzero,
-                                  &scratch_values[thread, 0], &scratch_columns[thread, 0])
+            count = compact_pixels(&x[i, 0], x.shape[1], &table[0], kept, kept_if_nonzero,
+                                   &scratch_values[thread, 0], &scratch_columns[thread, 0])
             place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
                       &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
 
