@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 import grokreg
+from grokreg._dispatch import kernels as installed
 from grokreg.network import PIXEL_VALUES
 from grokreg.recipes import EXPERIMENTS
 
@@ -63,46 +64,58 @@ def main(argv=None):
     if args.full_mnist:
         return full_mnist_epochs(builds, args)
 
+    best = best_book_timings({label: (kernels, installed.aligned_copy)
+                              for label, kernels in builds.items()},
+                             args.experiments, args.epochs, args.repeat)
+    print_book_timings(best, "build")
+    print(f"\nBest of {args.repeat}, builds interleaved; {args.epochs} epochs per timing.")
+    agree = all(len({best[name, label][2] for label in builds}) == 1
+                for name in args.experiments)
+    return 0 if agree else 1
+
+
+def best_book_timings(variants, experiments, epochs, repeat):
+    """{(experiment, label): (best seconds per training example, per evaluated example, test
+    images correct)} for variants = {label: (kernels module, place)}, interleaved: place
+    copies each parameter array where that variant's kernels get it."""
     (x, y), (x_test, y_test) = grokreg.load_mnist(n_train=N_TRAIN)
     pixels = PIXEL_VALUES[np.dtype(np.float64)]
     x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
     y, y_test = y.astype(np.int64), y_test.astype(np.int64)
     order = np.arange(N_TRAIN, dtype=np.int64)
     best = {}
-    for _ in range(args.repeat):
-        for name in args.experiments:
+    for _ in range(repeat):
+        for name in experiments:
             experiment = EXPERIMENTS[name]
-            for label, kernels in builds.items():
-                # the book's network, fresh for each timing: every build starts alike
+            for label, (kernels, place) in variants.items():
+                # the book's network, fresh for each timing: every variant starts alike
                 net = grokreg.Network(experiment.hidden, dropout=experiment.dropout, seed=1,
                                       book=True)
-                # as the kernels get them (weights_0_1's rows padded)
-                parameters = [p.copy() for p in net._parameters]
+                parameters = [place(p) for p in net._parameters]  # rows padded
                 train, test = kernels.sparse_pixels(x, pixels), kernels.sparse_pixels(x_test,
                                                                                       pixels)
                 epoch = (*train, y, order, *parameters, experiment.book_alpha,
                          experiment.batch_size, True, 1 - experiment.dropout,
                          np.random.MT19937(1))
                 started = time.perf_counter()
-                for _ in range(args.epochs):
+                for _ in range(epochs):
                     kernels.train_epoch(*epoch)
                 trained = time.perf_counter()
                 _, correct = kernels.evaluate(*test, y_test, *parameters)
                 evaluated = time.perf_counter()
-                step = (trained - started) / (args.epochs * N_TRAIN)
+                step = (trained - started) / (epochs * N_TRAIN)
                 per_test = (evaluated - trained) / len(y_test)
                 old = best.get((name, label), (np.inf, np.inf, correct))
                 best[name, label] = (min(old[0], step), min(old[1], per_test), correct)
+    return best
 
-    print("| experiment | build | µs / training example | µs / evaluated example "
+
+def print_book_timings(best, variant):
+    print(f"| experiment | {variant} | µs / training example | µs / evaluated example "
           "| test images correct |")
     print("|---|---|---|---|---|")
     for (name, label), (step, per_test, correct) in best.items():
         print(f"| {name} | {label} | {step * 1e6:.3f} | {per_test * 1e6:.3f} | {correct} |")
-    print(f"\nBest of {args.repeat}, builds interleaved; {args.epochs} epochs per timing.")
-    agree = all(len({best[name, label][2] for label in builds}) == 1
-                for name in args.experiments)
-    return 0 if agree else 1
 
 
 def full_mnist_epochs(builds, args):
@@ -111,7 +124,7 @@ def full_mnist_epochs(builds, args):
     x, y = np.ascontiguousarray(x.reshape(len(x), -1)), y.astype(np.int64)
     dtype = np.dtype(args.dtype)
     net = grokreg.Network(100, dropout=0.5, dtype=dtype, seed=0)
-    start = [p.copy() for p in net._parameters]
+    start = [installed.aligned_copy(p) for p in net._parameters]
     rows = {label: kernels.sparse_pixels(x, PIXEL_VALUES[dtype])
             for label, kernels in builds.items()}
     shuffler = np.random.default_rng(0)
@@ -120,7 +133,8 @@ def full_mnist_epochs(builds, args):
         order = shuffler.permutation(len(x)) if args.shuffle else np.arange(len(x))
         order = order.astype(np.int64)
         for label, kernels in builds.items():
-            parameters = [p.copy() for p in start]  # every build trains the same epoch
+            # every build trains the same epoch, from arrays placed as Network places them
+            parameters = [installed.aligned_copy(p) for p in start]
             seconds = np.zeros(len(kernels.PHASES))
             kernels.train_epoch(*rows[label], y, order, *parameters, 0.1, 100, False, 0.5,
                                 np.random.PCG64(1), n_threads=args.threads, phases=seconds)

@@ -2,7 +2,7 @@
 import enum
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
 _Columns = NDArray[np.uint16] | NDArray[np.int32]  # uint16 up to 65,536 inputs
@@ -11,8 +11,12 @@ OPENMP: bool
 AVX2: bool
 PHASES: tuple[str, ...]
 VECTOR_WIDTH: int
+ALIGNMENT: int
 
 def cpu_has_avx2() -> bool: ...
+def aligned_empty(shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray: ...
+def aligned_zeros(shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray: ...
+def aligned_copy(array: ArrayLike, dtype: DTypeLike = ...) -> np.ndarray: ...
 
 class Loss(enum.IntEnum):
     SQUARED_ERROR = 0

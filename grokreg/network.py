@@ -188,11 +188,12 @@ class Network:
             weights = [0.2 * generator.random(shape) - 0.1 for shape in shapes]
             self._bit_generator = generator.bit_generator
         width = padded_width(self.hidden, self.dtype)
-        self._weights_0_1 = np.zeros((self.n_inputs, width), dtype=self.dtype)
+        # on a cache line, as the kernels read them fastest (see _kernels.aligned_empty)
+        self._weights_0_1 = _kernels.aligned_zeros((self.n_inputs, width), self.dtype)
         self._weights_0_1[:, :self.hidden] = weights[0]
-        self._weights_1_2 = np.ascontiguousarray(weights[1], dtype=self.dtype)
-        self._bias_1 = np.zeros(width, dtype=self.dtype)
-        self._bias_2 = np.zeros(self.n_outputs, dtype=self.dtype)
+        self._weights_1_2 = _kernels.aligned_copy(weights[1], self.dtype)
+        self._bias_1 = _kernels.aligned_zeros(width, self.dtype)
+        self._bias_2 = _kernels.aligned_zeros(self.n_outputs, self.dtype)
         self.history_ = None
         self._training = threading.Lock()
 
@@ -357,6 +358,9 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        # unpickled arrays start wherever numpy allocated them
+        for name in ("_weights_0_1", "_bias_1", "_weights_1_2", "_bias_2"):
+            setattr(self, name, _kernels.aligned_copy(getattr(self, name)))
         self._training = threading.Lock()
 
     def save(self, path):

@@ -86,6 +86,20 @@ def test_sparse_columns_are_16_bit_where_every_column_fits(n_inputs, column_type
         assert indices.dtype == column_type and list(indices) == [n_inputs - 1, 3]
 
 
+@pytest.mark.parametrize("shape, dtype", [((784, 104), np.float32), ((3, 40), np.float64),
+                                          (10, np.float64), ((0, 5), np.float32)])
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    source = np.random.default_rng(0).random(shape)
+    made = (_kernels.aligned_empty(shape, dtype), _kernels.aligned_zeros(shape, dtype),
+            _kernels.aligned_copy(source, dtype))
+    for array in made:
+        assert array.size == 0 or array.ctypes.data % _kernels.ALIGNMENT == 0
+        assert array.shape == source.shape and array.dtype == dtype
+        assert array.flags.c_contiguous and array.flags.writeable
+    assert not made[1].any()
+    assert np.array_equal(made[2], source.astype(dtype))
+
+
 @pytest.mark.parametrize("dtype, batch_size, keep, book", [
     (np.float64, 1, 0.5, True), (np.float64, 10, 1.0, True),  # book mode is float64
     *[(dtype, batch_size, 0.5, False) for dtype in DTYPES for batch_size in (1, 10)]])
