@@ -346,7 +346,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
     # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
-    cdef floating[:, ::1] transposed = np.empty((n_outputs, n_hidden), dtype=dtype)
+    cdef floating[:, ::1] transposed = aligned_empty((n_outputs, n_hidden), dtype)
     cdef int32_t[::1] output_units = np.arange(n_outputs, dtype=np.int32)
     # base pointers; with no non-zero input at all, every row is empty and neither is read
     cdef const floating *values = &data[0] if data.shape[0] else NULL
