@@ -8,7 +8,9 @@ times and speed-ups as a Markdown table (stdout) and JSON (--json). grokreg runs
 build of its kernels (--kernels; GROKREG_KERNELS): the one chosen for this CPU, and the
 portable one a CPU without AVX2 gets. Every program runs --repeat times, their runs
 alternating (NumPy, each build, NumPy, ...), and each is timed by its median: a slow phase
-of a shared machine hits them all alike.
+of a shared machine hits them all alike. grokreg's modules are compiled to bytecode first, as
+pip does when it installs the wheel (a checkout's runs would otherwise compile them at every
+start wherever PYTHONDONTWRITEBYTECODE is set).
 
     python bench/book.py                      # the full tables: minutes, the reference is slow
     python bench/book.py --epochs 20          # shorter runs, same comparison
@@ -22,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import describe
+from machine import compile_grokreg_bytecode, describe
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = ("overfit", "dropout", "batch")
@@ -65,6 +67,7 @@ def main(argv=None):
                         help="builds of grokreg's kernels to time (auto: the one for this CPU)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    compile_grokreg_bytecode()  # time grokreg as installed
     builds = {}  # build -> GROKREG_KERNELS value that selects it; each build once
     for kernels in args.kernels:
         builds.setdefault(build_for_this_cpu() if kernels == "auto" else kernels, kernels)

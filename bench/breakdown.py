@@ -30,6 +30,7 @@ import grokreg
 from grokreg._dispatch import BUILD, kernels
 from grokreg.network import sparse_rows
 from grokreg.recipes import EXPERIMENTS
+from machine import compile_grokreg_bytecode
 
 N_TRAIN, EVAL_EVERY = 1000, 10
 BOOK_EXPERIMENTS = ("overfit", "dropout", "batch")
@@ -86,6 +87,7 @@ def main(argv=None):
                          if row["epochs"] == "book's"}
     (x, y), (x_test, y_test) = grokreg.load_mnist(n_train=N_TRAIN)
     labels = y_test.astype(np.int64)
+    compile_grokreg_bytecode()  # start-up as installed
     startup = startup_seconds(args.repeat)
     rows = []
     for name in args.experiments:

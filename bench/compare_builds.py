@@ -139,14 +139,17 @@ def full_mnist_epochs(builds, args):
             kernels.train_epoch(*rows[label], y, order, *parameters, 0.1, 100, False, 0.5,
                                 np.random.PCG64(1), n_threads=args.threads, phases=seconds)
             phases[label].append(seconds)
-    names = next(iter(builds.values())).PHASES
-    print("| build | " + " | ".join(names) + " | training |")
-    print("|---|" + "---|" * (len(names) + 1))
-    for label, measured in phases.items():
-        medians = np.median(np.array(measured), axis=0) * 1e3
-        print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians)
-              + f" | {np.median(np.array(measured).sum(axis=1)) * 1e3:.1f} |")
-    print(f"\nms per epoch, medians of {args.repeat} epochs per build, builds interleaved; "
+    # one table per list of phases (builds from before and after a change to it differ)
+    for names in dict.fromkeys(kernels.PHASES for kernels in builds.values()):
+        print("| build | " + " | ".join(names) + " | training |")
+        print("|---|" + "---|" * (len(names) + 1))
+        for label, measured in phases.items():
+            if builds[label].PHASES == names:
+                medians = np.median(np.array(measured), axis=0) * 1e3
+                print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians)
+                      + f" | {np.median(np.array(measured).sum(axis=1)) * 1e3:.1f} |")
+        print()
+    print(f"ms per epoch, medians of {args.repeat} epochs per build, builds interleaved; "
           f"{args.dtype}, {args.threads} thread(s){', shuffled' if args.shuffle else ''}.")
     return 0
 
