@@ -8,10 +8,13 @@ before they were placed on one): then every other 32-byte vector of a row crosse
 line. Network places its arrays on a line (grokreg._kernels.aligned_empty).
 
     python bench/alignment.py [--experiments overfit dropout] [--repeat 7]
+
+--full-mnist DIR times instead full-MNIST mini-batch epochs phase by phase, as
+compare_builds.py --full-mnist does (--dtype, --threads; medians of --repeat epochs).
 """
 import argparse
 
-from compare_builds import best_book_timings, print_book_timings
+from compare_builds import best_book_timings, full_mnist_phases, print_book_timings
 from grokreg._dispatch import BUILD, kernels
 
 
@@ -33,8 +36,16 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--offsets", type=int, nargs="+", default=[0, 16, 48],
                         help="bytes past a cache line (multiples of 8)")
+    parser.add_argument("--full-mnist", metavar="DIR", help="the full MNIST files: time its "
+                        "mini-batch epochs instead")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     variants = {f"{offset} bytes": (kernels, placed(offset)) for offset in args.offsets}
+    if args.full_mnist:
+        args.shuffle = False
+        full_mnist_phases(variants, "start past a cache line", args)
+        return
     best = best_book_timings(variants, args.experiments, args.epochs, args.repeat)
     print_book_timings(best, "start of the arrays past a cache line")
     print(f"\nBest of {args.repeat}, placements interleaved; {args.epochs} epochs per timing; "

@@ -120,38 +120,44 @@ def print_book_timings(best, variant):
 
 def full_mnist_epochs(builds, args):
     """Mini-batch epochs of full MNIST, one per build in turn: each phase's median."""
+    full_mnist_phases({label: (kernels, installed.aligned_copy)
+                       for label, kernels in builds.items()}, "build", args)
+    return 0
+
+
+def full_mnist_phases(variants, variant, args):
+    """Prints each phase's median over args.repeat full-MNIST mini-batch epochs, one epoch
+    per variant in turn, for variants = {label: (kernels module, place)} (place: as in
+    best_book_timings); args: full_mnist, dtype, threads, shuffle, repeat."""
     (x, y), _ = grokreg.load_mnist(args.full_mnist)
     x, y = np.ascontiguousarray(x.reshape(len(x), -1)), y.astype(np.int64)
     dtype = np.dtype(args.dtype)
-    net = grokreg.Network(100, dropout=0.5, dtype=dtype, seed=0)
-    start = [installed.aligned_copy(p) for p in net._parameters]
+    start = grokreg.Network(100, dropout=0.5, dtype=dtype, seed=0)._parameters
     rows = {label: kernels.sparse_pixels(x, PIXEL_VALUES[dtype])
-            for label, kernels in builds.items()}
+            for label, (kernels, _) in variants.items()}
     shuffler = np.random.default_rng(0)
-    phases = {label: [] for label in builds}
+    phases = {label: [] for label in variants}
     for _ in range(args.repeat):
         order = shuffler.permutation(len(x)) if args.shuffle else np.arange(len(x))
         order = order.astype(np.int64)
-        for label, kernels in builds.items():
-            # every build trains the same epoch, from arrays placed as Network places them
-            parameters = [installed.aligned_copy(p) for p in start]
+        for label, (kernels, place) in variants.items():
+            parameters = [place(p) for p in start]  # every variant trains the same epoch
             seconds = np.zeros(len(kernels.PHASES))
             kernels.train_epoch(*rows[label], y, order, *parameters, 0.1, 100, False, 0.5,
                                 np.random.PCG64(1), n_threads=args.threads, phases=seconds)
             phases[label].append(seconds)
     # one table per list of phases (builds from before and after a change to it differ)
-    for names in dict.fromkeys(kernels.PHASES for kernels in builds.values()):
-        print("| build | " + " | ".join(names) + " | training |")
+    for names in dict.fromkeys(kernels.PHASES for kernels, _ in variants.values()):
+        print(f"| {variant} | " + " | ".join(names) + " | training |")
         print("|---|" + "---|" * (len(names) + 1))
         for label, measured in phases.items():
-            if builds[label].PHASES == names:
+            if variants[label][0].PHASES == names:
                 medians = np.median(np.array(measured), axis=0) * 1e3
                 print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians)
                       + f" | {np.median(np.array(measured).sum(axis=1)) * 1e3:.1f} |")
         print()
-    print(f"ms per epoch, medians of {args.repeat} epochs per build, builds interleaved; "
+    print(f"ms per epoch, medians of {args.repeat} epochs per {variant}, interleaved; "
           f"{args.dtype}, {args.threads} thread(s){', shuffled' if args.shuffle else ''}.")
-    return 0
 
 
 if __name__ == "__main__":
