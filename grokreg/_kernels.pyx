@@ -158,12 +158,15 @@ ALIGNMENT = 64
 def aligned_empty(shape, dtype):
     """np.empty(shape, dtype), its data starting on a multiple of ALIGNMENT bytes.
 
-    numpy's own arrays start wherever malloc puts them (16 bytes past a cache line, say):
-    then, with rows of whole vectors, every other vector read crosses a cache line, which
-    cost 13-18% of a book-mode training step and 3-8% of a mini-batch forward pass here.
+    numpy's own arrays start wherever malloc puts them (16 or 48 bytes past a cache line,
+    say): then, with rows of whole vectors, every other vector read crosses a line, which
+    cost 13-23% of a book-mode training step and ~11% of a full-MNIST mini-batch epoch at one
+    thread (bench/alignment.py).
     """
     dtype = np.dtype(dtype)
     shape = tuple(shape) if np.iterable(shape) else (shape,)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"negative dimensions are not allowed: {shape}")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     buffer = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     start = -buffer.ctypes.data % ALIGNMENT

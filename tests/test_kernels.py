@@ -98,6 +98,8 @@ def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
         assert array.flags.c_contiguous and array.flags.writeable
     assert not made[1].any()
     assert np.array_equal(made[2], source.astype(dtype))
+    with pytest.raises(ValueError, match="negative dimensions"):
+        _kernels.aligned_empty((-1, 5), dtype)
 
 
 @pytest.mark.parametrize("dtype, batch_size, keep, book", [
