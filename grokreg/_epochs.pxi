@@ -70,7 +70,7 @@ cdef void book_batch_literally(const floating *data, const index_int *indices,
     for j in range(n_hidden):
         for c in range(n_outputs):
             grad_1_2[j, c] = 0
-    add_outer_batch(grad_1_2, 1, h, delta_2, size, True, 1)
+    add_outer_batch(grad_1_2, 1, h, delta_2, size)
     for repeat in range(size):
         transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
         for b in range(size):
@@ -92,134 +92,153 @@ cdef void book_batch_literally(const floating *data, const index_int *indices,
                 weights_0_1[t, j] += alpha * sums_0_1[t, j]
 
 
+cdef struct ByInput:
+    # A batch regrouped by input (a counting sort), for one layer's update. Each thread counts
+    # the inputs of its parts of the batch (runs of examples) with their forward passes; then
+    # each takes a run of inputs holding about its share of the entries, works out from all
+    # the counts where those inputs' entries go, places them (scanning the whole batch, in
+    # example order) and updates their rows: no thread writes a line of entries another
+    # thread writes or reads (a sort split by examples wrote every input's stretch from both
+    # threads: no faster at 2 threads than at 1), and nothing waits between the sort and the
+    # update. An entry is a row of two: its example (an int32 in the first column's bytes)
+    # beside its value, so that the sort writes one place per entry.
+    Py_ssize_t n_inputs
+    Py_ssize_t n_parts
+    int64_t *counts        # (n_parts, n_inputs): each part's count of each input
+    int64_t *starts        # (n_parts, n_inputs + 1): thread m's row, each input's first entry
+    int64_t *fill          # (n_parts, n_inputs): thread m's row, where its inputs' next entry goes
+
+
 cdef inline void count_inputs(const index_int *indices, const int64_t *row_begin,
                               const int64_t *row_end, const int64_t *batch, Py_ssize_t first,
-                              Py_ssize_t last, Py_ssize_t n_inputs,
-                              int64_t *counts) noexcept nogil:
-    """counts[k] = how many of rows batch[first:last] have input k."""
+                              Py_ssize_t last, ByInput *view, Py_ssize_t part) noexcept nogil:
+    """Count each input of rows batch[first:last], the batch's part `part`."""
     cdef Py_ssize_t b, k, t
-    for k in range(n_inputs):
+    cdef int64_t *counts = view.counts + part * view.n_inputs
+    for k in range(view.n_inputs):
         counts[k] = 0
     for b in range(first, last):
         for t in range(row_begin[batch[b]], row_end[batch[b]]):
             counts[indices[t]] += 1
 
 
-cdef inline void place_entries(const floating *data, const index_int *indices,
-                               const int64_t *row_begin, const int64_t *row_end,
-                               const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
-                               int64_t *fill, floating *values, int32_t *examples,
-                               Py_ssize_t example_step) noexcept nogil:
-    """Each non-zero of rows batch[first:last] to entry fill[its input], which moves on: its
-    value to values[2 * entry], its place in the batch to examples[example_step * entry]."""
-    cdef Py_ssize_t b, t, entry
-    for b in range(first, last):
-        for t in range(row_begin[batch[b]], row_end[batch[b]]):
+cdef Py_ssize_t first_input_from(const int64_t *column_start, Py_ssize_t n_inputs,
+                                 int64_t entry) noexcept nogil:
+    """The first input whose entries start at or after entry (n_inputs if none)."""
+    cdef Py_ssize_t low = 0, high = n_inputs, middle
+    while low < high:
+        middle = (low + high) // 2
+        if column_start[middle] >= entry:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+cdef inline Py_ssize_t first_at_least(const index_int *indices, Py_ssize_t low,
+                                      Py_ssize_t high, Py_ssize_t k) noexcept nogil:
+    """The first t in low..high - 1 with indices[t] >= k (high if none), indices ascending."""
+    cdef Py_ssize_t middle
+    while low < high:
+        middle = (low + high) // 2
+        if indices[middle] >= k:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+cdef const int64_t *regroup_share(const floating *data, const index_int *indices,
+                                  const int64_t *row_begin, const int64_t *row_end,
+                                  const int64_t *batch, Py_ssize_t size, ByInput *view,
+                                  int member, int team, floating *entries, Py_ssize_t *first,
+                                  Py_ssize_t *last) noexcept nogil:
+    """Once every part is counted: member's share of the inputs (first..last - 1, a run
+    holding about 1 / team of the entries, the runs of members 0..team - 1 in turn) and their
+    entries placed, from the sparse rows batch[:size]. Returns each input's first entry."""
+    cdef Py_ssize_t n_inputs = view.n_inputs, k, q, b, t
+    cdef int64_t position = 0, entry
+    cdef int64_t *column_start = view.starts + member * (n_inputs + 1)
+    cdef int64_t *fill = view.fill + member * n_inputs
+    cdef int32_t *examples = <int32_t *> entries
+    cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
+    cdef Py_ssize_t low, high, end
+    for k in range(n_inputs):
+        column_start[k] = position
+        for q in range(view.n_parts):
+            position += view.counts[q * n_inputs + k]
+    column_start[n_inputs] = position
+    low = first_input_from(column_start, n_inputs, position * member // team)
+    high = (n_inputs if member == team - 1
+            else first_input_from(column_start, n_inputs, position * (member + 1) // team))
+    for k in range(low, high):
+        fill[k] = column_start[k]
+    for b in range(size):
+        # a row's inputs ascend: its entries for this share are one run of it
+        t = row_begin[batch[b]]
+        end = row_end[batch[b]]
+        if low > 0:
+            t = first_at_least(indices, t, end, low)
+        while t < end and indices[t] < high:
             entry = fill[indices[t]]
             fill[indices[t]] = entry + 1
             examples[entry * example_step] = <int32_t> b
-            values[2 * entry] = data[t]
+            entries[2 * entry + 1] = data[t]
+            t += 1
+    first[0], last[0] = low, high
+    return column_start
 
 
-cdef void update_by_columns(const floating *data, const index_int *indices,
-                            const int64_t *row_begin, const int64_t *row_end,
-                            const int64_t *batch, Py_ssize_t size, floating[:, ::1] weights,
-                            floating alpha, const floating[:, ::1] delta,
-                            int64_t[::1] column_start, int64_t[:, ::1] part_fill,
-                            floating[:, ::1] entries, int n_threads) noexcept nogil:
-    """weights += alpha * (x_batch.T . delta), one row of weights at a time, where x_batch's
-    row b is the sparse row batch[b] of (data, indices): its entries row_begin[batch[b]] up
-    to row_end[batch[b]].
-
-    Both layers' updates: the first layer's from the batch's sparse inputs (a CSR data set,
-    row_end = row_begin + 1), the second's from the hidden units each example left active.
-    Adding each example's outer product in turn reads and writes a weights row once per
-    example that has that input (~19 times per MNIST batch of 100 in the first layer, a
-    branch on random data for every unit and example in the second); here the batch's
-    sparse rows are regrouped by input (a counting sort), each row's sum over the batch is
-    taken in registers (add_scaled_row_sums, with delta in the role of the weights), and each
-    row is updated once from them, as a matrix product would. An entry of the regrouped
-    batch is a row of entries: its example (an int32 in the first column's bytes) beside its
-    value, so that the sort writes one place per entry (two arrays took twice the time).
-
-    Threads share out the work at every step without changing its result. The sort runs on
-    parts of the batch (part_fill's rows: contiguous runs of examples, counted and placed in
-    parallel), each part's entries of an input placed after those of the parts before it, so
-    every input's entries stay in example order. Then the rows of weights.
-    """
-    cdef Py_ssize_t n_inputs = weights.shape[0], n_cols = weights.shape[1]
-    cdef Py_ssize_t n_parts = part_fill.shape[0]
-    cdef Py_ssize_t k, part, position, count
-    # entries' int32 examples, every example_step int32s
-    cdef int32_t *examples = <int32_t *> &entries[0, 0]
-    cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
-    for part in prange(n_parts, num_threads=n_threads, schedule="static"):
-        count_inputs(indices, row_begin, row_end, batch, size * part // n_parts,
-                     size * (part + 1) // n_parts, n_inputs, &part_fill[part, 0])
-    # each part's count of each input becomes the place of its first entry there
-    position = 0
-    for k in range(n_inputs):
-        column_start[k] = position
-        for part in range(n_parts):
-            count = part_fill[part, k]
-            part_fill[part, k] = position
-            position = position + count
-    column_start[n_inputs] = position
-    for part in prange(n_parts, num_threads=n_threads, schedule="static"):
-        place_entries(data, indices, row_begin, row_end, batch, size * part // n_parts,
-                      size * (part + 1) // n_parts, &part_fill[part, 0], &entries[0, 1],
-                      examples, example_step)
-    for k in prange(n_inputs, num_threads=n_threads, schedule="guided"):
+cdef void update_inputs(const int64_t *column_start, const floating *entries, Py_ssize_t first,
+                        Py_ssize_t last, const floating *delta, Py_ssize_t n_cols,
+                        floating alpha, floating *weights) noexcept nogil:
+    """weights[k] += alpha * (sum over the batch's entries of input k of value * delta[example])
+    for inputs first..last - 1: each row's sum over the batch in registers (add_scaled_row_sums,
+    with delta in the role of the weights), each row read and written once, as a matrix
+    product would (adding each example's outer product in turn read and wrote a row once per
+    example that has that input: ~19 times per MNIST batch of 100 in the first layer)."""
+    cdef const int32_t *examples = <const int32_t *> entries
+    cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t), k
+    for k in range(first, last):
         if column_start[k + 1] > column_start[k]:
-            add_scaled_row_sums(&entries[column_start[k], 1],
+            add_scaled_row_sums(entries + 2 * column_start[k] + 1,
                                 examples + column_start[k] * example_step, 2, example_step,
-                                column_start[k + 1] - column_start[k], &delta[0, 0],
-                                n_cols, alpha, &weights[k, 0])
+                                column_start[k + 1] - column_start[k], delta, n_cols, alpha,
+                                weights + k * n_cols)
 
 
 cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
-                          floating[:, ::1] delta, Py_ssize_t size, bint dense,
-                          int n_threads) noexcept nogil:
-    """weights += alpha * (h[b] outer delta[b]) for b < size, in b's order for every entry.
-
-    The same sums as add_outer_rows called for each example in turn, computed row by row so
-    that threads can share out the rows: the dense updates (book mode's replay of a diverging
-    epoch), where every unit counts.
-    """
+                          floating[:, ::1] delta, Py_ssize_t size) noexcept nogil:
+    """weights += alpha * (h[b] outer delta[b]) for b < size, every unit (zeros too), in b's
+    order for every entry: the dense updates of book mode's replay of a diverging epoch."""
     cdef Py_ssize_t j, b, c, n_cols = weights.shape[1]
     cdef floating hj
-    for j in prange(weights.shape[0], num_threads=n_threads, schedule="static"):
+    for j in range(weights.shape[0]):
         for b in range(size):
             hj = h[b, j]
-            if hj != 0 or dense:
-                for c in range(n_cols):
-                    weights[j, c] += alpha * (hj * delta[b, c])
+            for c in range(n_cols):
+                weights[j, c] += alpha * (hj * delta[b, c])
 
 
-cdef bint gather_batch(const floating *data, const index_int *indices, const int64_t *indptr,
-                       const int64_t *batch, Py_ssize_t size, floating *batch_data,
-                       index_int *batch_indices, int64_t *batch_indptr,
-                       int n_threads) noexcept nogil:
-    """Copy the sparse rows batch[:size] into one stretch (batch_indptr: its size + 1 row
-    starts) unless they are one already; returns whether it did. In a shuffled order each row
-    is anywhere in memory, and the forward pass, which reads a row's columns to find the
-    weights rows to fetch, waits on each from DRAM (forward 96-103 instead of 58 ms per
-    full-MNIST epoch); copying them first costs less (forward and copy 78 ms)."""
-    cdef Py_ssize_t b, first, count
+cdef inline bint consecutive(const int64_t *batch, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t b
     for b in range(1, size):
         if batch[b] != batch[b - 1] + 1:
-            break
-    else:
-        return False
-    batch_indptr[0] = 0
-    for b in range(size):
-        batch_indptr[b + 1] = batch_indptr[b] + indptr[batch[b] + 1] - indptr[batch[b]]
-    for b in prange(size, num_threads=n_threads, schedule="static"):
-        first = indptr[batch[b]]
-        count = batch_indptr[b + 1] - batch_indptr[b]
-        memcpy(batch_data + batch_indptr[b], data + first, count * sizeof(floating))
-        memcpy(batch_indices + batch_indptr[b], indices + first, count * sizeof(index_int))
+            return False
     return True
+
+
+cdef void copy_rows(const floating *data, const index_int *indices, const int64_t *indptr,
+                    const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
+                    floating *batch_data, index_int *batch_indices,
+                    const int64_t *batch_indptr) noexcept nogil:
+    """Copy the sparse rows batch[first:last] to their places in one stretch (batch_indptr)."""
+    cdef Py_ssize_t b, count
+    for b in range(first, last):
+        count = batch_indptr[b + 1] - batch_indptr[b]
+        memcpy(batch_data + batch_indptr[b], data + indptr[batch[b]], count * sizeof(floating))
+        memcpy(batch_indices + batch_indptr[b], indices + indptr[batch[b]],
+               count * sizeof(index_int))
 
 
 cdef double batch_epoch(const floating *data, const index_int *indices, const int64_t *indptr,
@@ -234,8 +253,8 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         floating[:, ::1] mask, double[::1] example_error,
                         Py_ssize_t[::1] example_hit, int64_t[::1] active_begin,
                         int64_t[::1] active_end, const int64_t[::1] positions,
-                        int64_t[::1] column_start, int64_t[:, ::1] part_fill,
-                        floating[:, ::1] entries, floating[:, ::1] transposed,
+                        ByInput *by_input, floating *input_entries, ByInput *by_unit,
+                        floating *unit_entries, floating[:, ::1] transposed,
                         const int32_t[::1] output_units, floating *batch_data,
                         index_int *batch_indices, int64_t *batch_indptr,
                         int n_threads, Py_ssize_t *n_correct,
@@ -250,122 +269,183 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
     alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes
-    each layer's sum over the batch is taken row by row of its weights (update_by_columns),
-    from the batch's inputs for the first, the units each example left active for the second;
-    rows that keep their zeros (dense) are updated example by example, as NumPy would.
+    each layer's sum over the batch is taken row by row of its weights (update_inputs), from
+    the batch's inputs (by_input) for the first, the units each example left active (by_unit)
+    for the second; rows that keep their zeros (dense) are updated example by example, as
+    NumPy would.
 
-    With n_threads > 1 the examples of a batch (forward and deltas) and the rows of each update
-    are shared out among threads. Every sum is still taken in one fixed order (each example's
-    mask comes from its own place in the random stream, the losses are added up in example
-    order, each weight's sum over the batch in example order), so the result is the same, bit
-    for bit, whatever the number of threads.
+    The n_threads threads run the whole epoch in one parallel region, meeting at a barrier
+    between the steps of a batch (4 a batch; opening a region costs 2-3 times as much, and
+    there were 9 a batch): one thread draws the batch's dropout key and lays out its rows;
+    each thread runs its parts of the batch (forward pass, deltas, counts of their inputs);
+    each places its parts' entries by input; each updates a share of each layer's rows. Every
+    sum is still taken in one fixed order (each example's mask comes from its own place in the
+    random stream, the losses are added up in example order, each weight's sum over the batch
+    in example order), so the result is the same, bit for bit, whatever the number of threads.
     """
-    cdef Py_ssize_t n = order.shape[0]
+    cdef Py_ssize_t n = order.shape[0], n_parts = by_input.n_parts
     cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
-    cdef Py_ssize_t start = 0, size, b, i, row, j, c, repeat
-    cdef double error = 0
+    cdef Py_ssize_t width = weights_0_1.shape[1]
+    cdef Py_ssize_t start, size, part, first, last, b, i, row, j, c, repeat
+    cdef Py_ssize_t stop = (n // batch_size) * batch_size if rules.book else n
+    cdef int member, team
+    cdef bint book = rules.book, masked = rules.dropout.active, dense = rules.dense
+    cdef bint gathered
     cdef floating triangle
     cdef floating *example_mask
-    cdef uint64_t key = 0
-    cdef bint book = rules.book, masked = rules.dropout.active
     # the batch's sparse rows, where they are read from: in place, or gathered
     cdef const floating *rows_data
     cdef const index_int *rows_indices
     cdef const int64_t *rows_indptr
     cdef const int64_t *rows
-    cdef Py_ssize_t stop = (n // batch_size) * batch_size if book else n
-    cdef double mark = now() if phases != NULL else 0
+    cdef const int64_t *column_start
+    cdef floating *own_transposed
+    # written by one thread before a barrier, read by all after it
+    cdef uint64_t key[1]
+    cdef double error[1]
+    cdef double mark[1]
+    key[0] = 0
+    error[0] = 0
+    mark[0] = now() if phases != NULL else 0
     n_seen[0] = stop
-    while start < stop:
-        size = min(batch_size, stop - start)
-        if masked and book:  # the batch's masks at once: its rows are contiguous
-            draw_book_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
-        elif masked:  # each example's mask is drawn with its forward pass, from this key
-            key = rules.dropout.rng.next_uint64(rules.dropout.rng.state)
-        lap(phases, 0, &mark)
-        if data != NULL and not rules.dense and gather_batch(
-                data, indices, indptr, &order[start], size, batch_data, batch_indices,
-                batch_indptr, n_threads):
-            rows_data, rows_indices, rows_indptr = batch_data, batch_indices, batch_indptr
-            rows = &positions[0]
-        else:
-            rows_data, rows_indices, rows_indptr = data, indices, indptr
-            rows = &order[start]
-        for b in prange(size, num_threads=n_threads, schedule="static"):
-            i = order[start + b]
-            row = rows[b]
-            example_mask = &mask[b, 0] if masked else NULL
-            if masked and not book:
-                keyed_mask(key, b, rules.dropout.keep, example_mask, n_hidden)
-            active_end[b] = active_begin[b] + forward_example(
-                rows_data, rows_indices, rows_indptr, row, weights_0_1, bias_1, weights_1_2,
-                bias_2, &h[b, 0],
-                &gate[b, 0], &active_values[b, 0], &active_units[b, 0], &delta_2[b, 0], book,
-                example_mask, rules.dense)
-            example_hit[b] = 0
-            example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
-                                             &example_hit[b])
-            output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss, <floating> size)
-        for b in range(size):
-            error += example_error[b]
-            n_correct[0] += example_hit[b]
-        lap(phases, 1, &mark)
-        if book and rules.dense:
-            book_batch_literally(data, indices, indptr, order, start, size, weights_0_1,
-                                 weights_1_2, alpha, h, gate, delta_2, delta_1, grad_1_2,
-                                 sums_0_1, transposed, output_units)
-            start += size
-            continue
-        # transposed: weights_1_2.T, then grad_1_2.T (see hidden_delta)
-        transpose(&weights_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
-        for b in prange(size, num_threads=n_threads, schedule="static"):
-            hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
-                         &gate[b, 0], n_hidden, &delta_1[b, 0])
-        lap(phases, 2, &mark)
-        if book:
-            for j in range(n_hidden):
-                for c in range(n_outputs):
-                    grad_1_2[j, c] = 0
-            # 0 + 1 * sum: the sum itself, from the units each example left active
-            update_by_columns(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
-                              &active_end[0], &positions[0], size, grad_1_2, 1, delta_2,
-                              column_start, part_fill, entries, n_threads)
-            triangle = alpha * <floating> (size * (size - 1) // 2)
-            transpose(&grad_1_2[0, 0], n_hidden, n_outputs, &transposed[0, 0])
-            for b in prange(size, num_threads=n_threads, schedule="static"):
-                hidden_delta(&delta_2[b, 0], &transposed[0, 0], &output_units[0], n_outputs,
-                             &gate[b, 0], n_hidden, &drift[b, 0])
-                for j in range(n_hidden):
-                    delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
-            for repeat in range(size):
-                for j in range(n_hidden):
-                    for c in range(n_outputs):
-                        weights_1_2[j, c] += alpha * grad_1_2[j, c]
-        elif rules.dense:
-            add_outer_batch(weights_1_2, alpha, h, delta_2, size, True, n_threads)
-        else:  # from the units each example left active
-            update_by_columns(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
-                              &active_end[0], &positions[0], size, weights_1_2, alpha,
-                              delta_2, column_start, part_fill, entries, n_threads)
-        lap(phases, 3, &mark)
-        if rules.dense:
-            for b in range(size):
-                i = order[start + b]
-                add_outer_rows(&weights_0_1[0, 0], weights_0_1.shape[1], alpha,
-                               data + indptr[i], indices + indptr[i], indptr[i + 1] - indptr[i],
-                               &delta_1[b, 0])
-        else:
-            update_by_columns(rows_data, rows_indices, rows_indptr, rows_indptr + 1, rows, size,
-                              weights_0_1, alpha, delta_1, column_start, part_fill, entries,
-                              n_threads)
-        lap(phases, 4, &mark)
-        for b in range(size):
-            if rules.train_bias:
-                add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
-                add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[b, 0])
-        lap(phases, 5, &mark)
-        start += size
-    return error
+    # every thread sets its own of these (Cython copies them in: set for the compiler's sake)
+    start = size = part = first = last = b = i = row = j = c = repeat = member = team = 0
+    gathered, triangle, example_mask = False, 0, NULL
+    rows_data, rows_indices, rows_indptr, rows, column_start = NULL, NULL, NULL, NULL, NULL
+    own_transposed = NULL
+    with parallel(num_threads=n_threads):
+        member = threadid()
+        team = team_size()
+        start = 0
+        while start < stop:
+            size = min(batch_size, stop - start)
+            # in a shuffled order each row is anywhere in memory, and the forward pass, which
+            # reads a row's columns to find the weights rows to fetch, waits on each from DRAM
+            # (forward 96-103 instead of 58 ms per full-MNIST epoch); copying the rows into
+            # one stretch first costs less (forward and copy 78 ms)
+            gathered = data != NULL and not dense and not consecutive(&order[start], size)
+            if member == 0:
+                if masked and book:  # the batch's masks at once: its rows are contiguous
+                    draw_book_mask(&rules.dropout, &mask[0, 0], size * n_hidden)
+                elif masked:  # each example's mask is drawn with its forward pass, from this key
+                    key[0] = rules.dropout.rng.next_uint64(rules.dropout.rng.state)
+                if gathered:
+                    batch_indptr[0] = 0
+                    for b in range(size):
+                        i = order[start + b]
+                        batch_indptr[b + 1] = batch_indptr[b] + indptr[i + 1] - indptr[i]
+                lap(phases, 0, mark)
+            # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta),
+            # each thread's own copy (one copy read by both threads cost ~4 ms an epoch)
+            own_transposed = &transposed[member * n_outputs, 0]
+            transpose(&weights_1_2[0, 0], n_hidden, n_outputs, own_transposed)
+            barrier()
+            if gathered:
+                rows_data, rows_indices, rows_indptr = batch_data, batch_indices, batch_indptr
+                rows = &positions[0]
+            else:
+                rows_data, rows_indices, rows_indptr = data, indices, indptr
+                rows = &order[start]
+            for part in range(n_parts):
+                if part % team != member:
+                    continue
+                first = size * part // n_parts
+                last = size * (part + 1) // n_parts
+                if gathered:
+                    copy_rows(data, indices, indptr, &order[start], first, last, batch_data,
+                              batch_indices, batch_indptr)
+                for b in range(first, last):
+                    i = order[start + b]
+                    row = rows[b]
+                    example_mask = &mask[b, 0] if masked else NULL
+                    if masked and not book:
+                        keyed_mask(key[0], b, rules.dropout.keep, example_mask, n_hidden)
+                    active_end[b] = active_begin[b] + forward_example(
+                        rows_data, rows_indices, rows_indptr, row, weights_0_1, bias_1,
+                        weights_1_2, bias_2, &h[b, 0], &gate[b, 0], &active_values[b, 0],
+                        &active_units[b, 0], &delta_2[b, 0], book, example_mask, dense)
+                    example_hit[b] = 0
+                    example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i],
+                                                     rules.loss, &example_hit[b])
+                    output_delta(&delta_2[b, 0], n_outputs, labels[i], rules.loss,
+                                 <floating> size)
+                    hidden_delta(&delta_2[b, 0], own_transposed, &output_units[0],
+                                 n_outputs, &gate[b, 0], n_hidden, &delta_1[b, 0])
+                if not dense:
+                    count_inputs(&active_units[0, 0], &active_begin[0], &active_end[0],
+                                 &positions[0], first, last, by_unit, part)
+                    count_inputs(rows_indices, rows_indptr, rows_indptr + 1, rows, first, last,
+                                 by_input, part)
+            barrier()
+            if member == 0:
+                for b in range(size):
+                    error[0] += example_error[b]
+                    n_correct[0] += example_hit[b]
+                lap(phases, 1, mark)
+            if dense:  # the book's replay of a diverging epoch: one thread, nothing skipped
+                if member == 0 and book:
+                    book_batch_literally(data, indices, indptr, order, start, size,
+                                         weights_0_1, weights_1_2, alpha, h, gate, delta_2,
+                                         delta_1, grad_1_2, sums_0_1, transposed, output_units)
+                elif member == 0:
+                    add_outer_batch(weights_1_2, alpha, h, delta_2, size)
+                    for b in range(size):
+                        i = order[start + b]
+                        add_outer_rows(&weights_0_1[0, 0], width, alpha, data + indptr[i],
+                                       indices + indptr[i], indptr[i + 1] - indptr[i],
+                                       &delta_1[b, 0])
+            else:
+                column_start = regroup_share(&active_values[0, 0], &active_units[0, 0],
+                                             &active_begin[0], &active_end[0], &positions[0],
+                                             size, by_unit, member, team, unit_entries, &first,
+                                             &last)
+                if member == 0:
+                    lap(phases, 2, mark)
+                if book:
+                    # grad_1_2 = the batch's sum itself, then delta_1 = B * A + alpha * B(B-1)/2 * C
+                    for j in range(first, last):
+                        for c in range(n_outputs):
+                            grad_1_2[j, c] = 0
+                    update_inputs(column_start, unit_entries, first, last, &delta_2[0, 0],
+                                  n_outputs, 1, &grad_1_2[0, 0])
+                    for j in range(first, last):
+                        for repeat in range(size):
+                            for c in range(n_outputs):
+                                weights_1_2[j, c] += alpha * grad_1_2[j, c]
+                    barrier()
+                    transpose(&grad_1_2[0, 0], n_hidden, n_outputs, own_transposed)
+                    triangle = alpha * <floating> (size * (size - 1) // 2)
+                    for part in range(n_parts):
+                        if part % team != member:
+                            continue
+                        for b in range(size * part // n_parts, size * (part + 1) // n_parts):
+                            hidden_delta(&delta_2[b, 0], own_transposed, &output_units[0],
+                                         n_outputs, &gate[b, 0], n_hidden, &drift[b, 0])
+                            for j in range(n_hidden):
+                                delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
+                    barrier()
+                else:
+                    update_inputs(column_start, unit_entries, first, last, &delta_2[0, 0],
+                                  n_outputs, alpha, &weights_1_2[0, 0])
+                if member == 0:
+                    lap(phases, 3, mark)
+                column_start = regroup_share(rows_data, rows_indices, rows_indptr,
+                                             rows_indptr + 1, rows, size, by_input, member,
+                                             team, input_entries, &first, &last)
+                if member == 0:
+                    lap(phases, 2, mark)
+                update_inputs(column_start, input_entries, first, last, &delta_1[0, 0], width,
+                              alpha, &weights_0_1[0, 0])
+            barrier()
+            if member == 0:
+                lap(phases, 4, mark)
+                if rules.train_bias:
+                    for b in range(size):
+                        add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])
+                        add_scaled(&bias_1[0], n_hidden, alpha, &delta_1[b, 0])
+                lap(phases, 5, mark)
+            start = start + size
+    return error[0]
 
 
 cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:

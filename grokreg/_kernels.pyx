@@ -57,6 +57,24 @@ OPENMP = bool(GROKREG_OPENMP)
 
 cdef extern from *:
     """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int grokreg_team_size(void) { return omp_get_num_threads(); }
+    static void grokreg_barrier(void) {
+    #pragma omp barrier
+    }
+    #else
+    static int grokreg_team_size(void) { return 1; }
+    static void grokreg_barrier(void) {}
+    #endif
+    """
+    # inside a parallel block: how many threads it has (OpenMP may give fewer than asked), and
+    # a barrier they all meet at (Cython has none)
+    int team_size "grokreg_team_size"() noexcept nogil
+    void barrier "grokreg_barrier"() noexcept nogil
+
+cdef extern from *:
+    """
     static int grokreg_cpu_has_avx2(void) {
     #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
         /* setup.py defines GROKREG_CPU_DISPATCH where it builds the AVX2 kernels, having checked
@@ -100,8 +118,8 @@ cdef extern from *:
     double now "grokreg_now"() noexcept nogil
 
 #: the phases of a mini-batch epoch that train_epoch(phases=...) times, in its order
-PHASES = ("masks", "forward", "hidden deltas", "weights_1_2 update", "weights_0_1 update",
-          "biases")
+PHASES = ("masks", "forward and deltas", "regrouping by input", "weights_1_2 update",
+          "weights_0_1 update", "biases")
 
 
 cdef inline void lap(double *phases, int phase, double *mark) noexcept nogil:
@@ -245,6 +263,36 @@ cdef check_rows(const index_int[::1] indices, const int64_t[::1] indptr, Py_ssiz
                                  f"(the network's inputs)")
 
 
+cdef ByInput by_input_of(int64_t[:, ::1] counts, int64_t[:, ::1] starts,
+                         int64_t[:, ::1] fill):
+    """The ByInput over these arrays (which must outlive it)."""
+    cdef ByInput view
+    view.n_parts = counts.shape[0]
+    view.n_inputs = counts.shape[1]
+    view.counts = &counts[0, 0]
+    view.starts = &starts[0, 0]
+    view.fill = &fill[0, 0]
+    return view
+
+
+cdef check_ascending(const index_int[::1] indices, const int64_t[::1] indptr):
+    """Each sparse row's columns must ascend (as sparse_rows makes them): mini-batches find
+    a run of inputs in a row by bisection (regroup_share)."""
+    cdef Py_ssize_t i, t
+    cdef bint descending = False
+    with nogil:
+        for i in range(indptr.shape[0] - 1):
+            for t in range(indptr[i] + 1, indptr[i + 1]):
+                descending = descending | (indices[t] < indices[t - 1])
+    if descending:
+        for i in range(indptr.shape[0] - 1):
+            for t in range(indptr[i] + 1, indptr[i + 1]):
+                if indices[t] < indices[t - 1]:
+                    raise ValueError(f"row {i}'s columns must ascend (indices[{t - 1}] = "
+                                     f"{indices[t - 1]}, indices[{t}] = {indices[t]}): use "
+                                     f"sparse_rows(x)")
+
+
 def train_epoch(const floating[::1] data not None, const index_int[::1] indices not None,
                 const int64_t[::1] indptr not None, const int64_t[::1] labels not None,
                 const int64_t[::1] order not None, floating[:, ::1] weights_0_1 not None,
@@ -288,6 +336,8 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
         raise ValueError(f"alpha must be finite, got {alpha}")
     if book and (loss != SQUARED_ERROR or train_bias):
         raise ValueError("the book's network has squared error and no biases")
+    if batch_size > 1 and not dense:
+        check_ascending(indices, indptr)
     if phases is not None and phases.shape[0] != len(PHASES):
         raise ValueError(f"phases must have {len(PHASES)} entries, one per phase in PHASES")
     cdef double *phase_seconds = &phases[0] if phases is not None else NULL
@@ -324,19 +374,25 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
     cdef floating[:, ::1] sums_0_1 = aligned_empty(
         (weights_0_1.shape[0] if literal else 1, width), dtype)
-    # the column view of a batch (update_by_columns), for either layer: room for its
-    # largest possible size
+    # a mini-batch in one part per thread (batch_epoch's threads index their scratch by
+    # their number, and OpenMP gives at most n_threads), and regrouped by input (ByInput) for
+    # each layer's update: room for its largest possible size
     by_columns = batch_size > 1 and not dense
-    cdef Py_ssize_t capacity = 1, n_columns = 1, batch_entries = 1
+    cdef Py_ssize_t batch_entries = 1, n_parts = n_threads if batch_size > 1 else 1
     if by_columns:
         batch_entries = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
-        capacity = max(batch_entries, rows * n_hidden)
-        n_columns = max(weights_0_1.shape[0], n_hidden)
-    cdef int64_t[::1] column_start = np.empty(n_columns + 1, dtype=np.int64)
-    # one row per part of a batch that threads sort in parallel
-    cdef int64_t[:, ::1] part_fill = np.empty((n_threads if by_columns else 1, n_columns),
-                                              dtype=np.int64)
-    cdef floating[:, ::1] entries = np.empty((capacity, 2), dtype=dtype)
+    cdef Py_ssize_t n_inputs = weights_0_1.shape[0]
+    cdef int64_t[:, ::1] input_counts = np.empty((n_parts, n_inputs), dtype=np.int64)
+    cdef int64_t[:, ::1] input_starts = np.empty((n_parts, n_inputs + 1), dtype=np.int64)
+    cdef int64_t[:, ::1] input_fill = np.empty((n_parts, n_inputs), dtype=np.int64)
+    cdef floating[:, ::1] input_entries = np.empty((batch_entries, 2), dtype=dtype)
+    cdef int64_t[:, ::1] unit_counts = np.empty((n_parts, n_hidden), dtype=np.int64)
+    cdef int64_t[:, ::1] unit_starts = np.empty((n_parts, n_hidden + 1), dtype=np.int64)
+    cdef int64_t[:, ::1] unit_fill = np.empty((n_parts, n_hidden), dtype=np.int64)
+    cdef floating[:, ::1] unit_entries = np.empty((rows * n_hidden if by_columns else 1, 2),
+                                                  dtype=dtype)
+    cdef ByInput by_input = by_input_of(input_counts, input_starts, input_fill)
+    cdef ByInput by_unit = by_input_of(unit_counts, unit_starts, unit_fill)
     # a batch's sparse rows gathered into one stretch (see gather_batch)
     cdef floating[::1] batch_data = np.empty(batch_entries, dtype=dtype)
     cdef index_int[::1] batch_indices = np.empty(batch_entries, dtype=np.asarray(indices).dtype)
@@ -349,7 +405,8 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
     cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
     # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
-    cdef floating[:, ::1] transposed = aligned_empty((n_outputs, n_hidden), dtype)
+    # (one per thread in mini-batches)
+    cdef floating[:, ::1] transposed = aligned_empty((n_parts * n_outputs, n_hidden), dtype)
     cdef int32_t[::1] output_units = np.arange(n_outputs, dtype=np.int32)
     # base pointers; with no non-zero input at all, every row is empty and neither is read
     cdef const floating *values = &data[0] if data.shape[0] else NULL
@@ -369,7 +426,8 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
                                 &rules, h, gate, active_values, active_units, delta_2,
                                 delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
                                 example_hit, active_begin, active_end, positions,
-                                column_start, part_fill, entries, transposed, output_units,
+                                &by_input, &input_entries[0, 0], &by_unit,
+                                &unit_entries[0, 0], transposed, output_units,
                                 &batch_data[0], &batch_indices[0], &batch_indptr[0], n_threads,
                                 &n_correct, &n_seen, phase_seconds)
         finite = (isfinite(error)

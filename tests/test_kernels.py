@@ -1,5 +1,8 @@
 """The compiled kernels against plain NumPy, in float64 and float32, and against finite differences."""
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -327,6 +330,55 @@ def test_any_number_of_threads_gives_the_same_bits(mnist, mode, dtype):
         assert np.array_equal(other_outputs, outputs)
 
 
+@pytest.mark.parametrize("book", [False, True])
+def test_threads_give_the_same_bits_through_rows_that_keep_their_zeros(mnist, book):
+    """The dense batch loop (book mode's replay of a diverging epoch) runs in one thread of
+    the team: the others must neither touch it nor stall."""
+    (x_train, y_train), _ = mnist
+    x = x_train[:300].reshape(300, 784) / 255
+    order = np.arange(300, dtype=np.int64)
+    runs = []
+    for n_threads in (1, 3):
+        params = list(with_biases(*random_weights(784, 16, 10, seed=3)))
+        stream = np.random.MT19937(4) if book else np.random.PCG64(4)
+        epoch = _kernels.train_epoch(*_kernels.sparse_rows(x, True), y_train[:300], order,
+                                     *params, 0.001, 100, book, 0.5, stream, dense=True,
+                                     n_threads=n_threads)
+        runs.append((epoch, params))
+    assert runs[1][0] == runs[0][0] and runs[0][0][3]
+    for found, expected in zip(runs[1][1], runs[0][1]):
+        assert np.array_equal(found, expected)
+
+
+FEWER_THREADS = """
+import sys
+import numpy as np
+from grokreg._dispatch import kernels
+n_threads, book = int(sys.argv[1]), sys.argv[2] == "book"
+x = np.random.default_rng(0).random((250, 60)) * (np.random.default_rng(1).random((250, 60)) < 0.3)
+labels = np.random.default_rng(2).integers(0, 5, 250)
+rng = np.random.default_rng(3)
+params = [rng.random((60, 8)) - 0.5, np.zeros(8), rng.random((8, 5)) - 0.5, np.zeros(5)]
+order = np.arange(250) if book else rng.permutation(250)
+stream = np.random.MT19937(4) if book else np.random.PCG64(4)
+print(kernels.train_epoch(*kernels.sparse_rows(x), labels, order, *params, 0.01, 50, book, 0.5,
+                          stream, n_threads=n_threads))
+print(np.concatenate([p.ravel() for p in params]).tobytes().hex())
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "book"])
+def test_the_same_bits_when_openmp_gives_fewer_threads_than_asked(mode):
+    """OMP_THREAD_LIMIT=2 and 5 threads asked for: the batch's five parts are shared among
+    the two threads there are, and the result is that of one thread."""
+    run = lambda n_threads, limit: subprocess.run(
+        [sys.executable, "-c", FEWER_THREADS, str(n_threads), mode], capture_output=True,
+        text=True, check=True, env={**os.environ, "OMP_THREAD_LIMIT": limit}).stdout
+    alone = run(1, "1")
+    assert alone == run(5, "2") == run(5, "8")
+    assert "True" in alone.splitlines()[0]  # finite
+
+
 def test_divergence_is_reported(mnist):
     """alpha = 10 overflows in book mode (whose gradient never stops at dead units)."""
     (x_train, y_train), _ = mnist
@@ -367,6 +419,12 @@ def test_divergence_is_reported(mnist):
     (dict(book=True, loss=CE), "book"),
     (dict(book=True, train_bias=True), "book"),
     (dict(n_threads=0), "n_threads"),
+    # mini-batches find a row's run of inputs by bisection
+    (dict(indptr=np.array([0, 2, 2]), batch_size=2, labels=np.array([0, 1]),
+          indices=np.array([7, 0], dtype=np.int32)),
+     r"row 0's columns must ascend \(indices\[0\] = 7, indices\[1\] = 0\)"),
+    (dict(indptr=np.array([0, 2, 2]), batch_size=2, labels=np.array([0, 1]),
+          indices=np.array([7, 0], dtype=np.uint16)), "row 0's columns must ascend"),
 ])
 def test_train_epoch_refuses_what_would_break_it(change, message):
     """Called directly, the kernel still checks every shape and index it relies on."""
