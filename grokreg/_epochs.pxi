@@ -94,9 +94,9 @@ cdef void book_batch_literally(const floating *data, const index_int *indices,
 
 cdef struct ByInput:
     # A batch regrouped by input (a counting sort), for one layer's update. Each thread counts
-    # the inputs of its parts of the batch (runs of examples) with their forward passes; then
-    # each takes a run of inputs holding about its share of the entries, works out from all
-    # the counts where those inputs' entries go, places them (scanning the whole batch, in
+    # the inputs of its parts of the batch (runs of examples); each works out from all the
+    # counts where every input's entries go (its own row of starts), then takes runs of inputs
+    # (its share of the rows to update), places their entries (scanning the whole batch, in
     # example order) and updates their rows: no thread writes a line of entries another
     # thread writes or reads (a sort split by examples wrote every input's stretch from both
     # threads: no faster at 2 threads than at 1), and nothing waits between the sort and the
@@ -107,6 +107,17 @@ cdef struct ByInput:
     int64_t *counts        # (n_parts, n_inputs): each part's count of each input
     int64_t *starts        # (n_parts, n_inputs + 1): thread m's row, each input's first entry
     int64_t *fill          # (n_parts, n_inputs): thread m's row, where its inputs' next entry goes
+
+
+cdef enum:
+    # The first layer's sums of a mini-batch are taken in this many runs of inputs, each
+    # holding about as many of the batch's entries, then added up in order: z = bias_1 + (sum
+    # over the first run) + (sum over the second)... With 2 threads each reads and updates
+    # the weights_0_1 rows of its own runs, for every example: no row crosses between the
+    # cores (split by examples, every row the batch touched was read by both cores and
+    # written by one, each batch: bench/layouts.c, 2 threads 30.8-36.4 against 22.1-25.6 ms).
+    # The same runs whatever the number of threads, so that the sums are the same bits.
+    INPUT_RUNS = 2
 
 
 cdef inline void count_inputs(const index_int *indices, const int64_t *row_begin,
@@ -122,10 +133,24 @@ cdef inline void count_inputs(const index_int *indices, const int64_t *row_begin
             counts[indices[t]] += 1
 
 
-cdef Py_ssize_t first_input_from(const int64_t *column_start, Py_ssize_t n_inputs,
-                                 int64_t entry) noexcept nogil:
-    """The first input whose entries start at or after entry (n_inputs if none)."""
-    cdef Py_ssize_t low = 0, high = n_inputs, middle
+cdef int64_t *input_starts(ByInput *view, int member) noexcept nogil:
+    """Once every part is counted: member's row of starts, each input's first entry in the
+    regrouped batch (then the total), worked out from all the parts' counts."""
+    cdef Py_ssize_t n_inputs = view.n_inputs, k, q
+    cdef int64_t position = 0
+    cdef int64_t *column_start = view.starts + member * (n_inputs + 1)
+    for k in range(n_inputs):
+        column_start[k] = position
+        for q in range(view.n_parts):
+            position += view.counts[q * n_inputs + k]
+    column_start[n_inputs] = position
+    return column_start
+
+
+cdef Py_ssize_t first_input_from(const int64_t *column_start, Py_ssize_t low,
+                                 Py_ssize_t high, int64_t entry) noexcept nogil:
+    """The first input in low..high - 1 whose entries start at or after entry (high if none)."""
+    cdef Py_ssize_t middle
     while low < high:
         middle = (low + high) // 2
         if column_start[middle] >= entry:
@@ -135,58 +160,77 @@ cdef Py_ssize_t first_input_from(const int64_t *column_start, Py_ssize_t n_input
     return low
 
 
+cdef inline void split_inputs(const int64_t *column_start, Py_ssize_t low, Py_ssize_t high,
+                              Py_ssize_t part, Py_ssize_t parts, Py_ssize_t *first,
+                              Py_ssize_t *last) noexcept nogil:
+    """Inputs first..last - 1: the part-th of `parts` consecutive runs of inputs low..high - 1,
+    each holding about as many entries."""
+    cdef int64_t begin = column_start[low], entries = column_start[high] - column_start[low]
+    first[0] = low if part == 0 else first_input_from(column_start, low, high,
+                                                      begin + entries * part // parts)
+    last[0] = high if part == parts - 1 else first_input_from(
+        column_start, low, high, begin + entries * (part + 1) // parts)
+
+
+cdef Py_ssize_t first_input_of(const int64_t *column_start, Py_ssize_t n_inputs,
+                               Py_ssize_t unit, Py_ssize_t run_parts) noexcept nogil:
+    """The first input whose weights_0_1 row unit updates (n_inputs for unit INPUT_RUNS *
+    run_parts): the units take the rows in input order, each a run_parts-th (by entries) of
+    a run of inputs (INPUT_RUNS)."""
+    cdef Py_ssize_t low, high, first, last
+    if unit >= INPUT_RUNS * run_parts:
+        return n_inputs
+    split_inputs(column_start, 0, n_inputs, unit // run_parts, INPUT_RUNS, &low, &high)
+    split_inputs(column_start, low, high, unit % run_parts, run_parts, &first, &last)
+    return first
+
+
 cdef inline Py_ssize_t first_at_least(const index_int *indices, Py_ssize_t low,
                                       Py_ssize_t high, Py_ssize_t k) noexcept nogil:
-    """The first t in low..high - 1 with indices[t] >= k (high if none), indices ascending."""
-    cdef Py_ssize_t middle
-    while low < high:
-        middle = (low + high) // 2
-        if indices[middle] >= k:
-            high = middle
-        else:
-            low = middle + 1
-    return low
+    """The first t in low..high - 1 with indices[t] >= k (high if none), indices ascending:
+    low + how many are below k, a count the compiler vectorises (a bisection's branches,
+    mispredicted half the time, cost ~6 ms an epoch at 1 thread)."""
+    cdef Py_ssize_t t, below = 0
+    for t in range(low, high):
+        below += indices[t] < k
+    return low + below
 
 
-cdef const int64_t *regroup_share(const floating *data, const index_int *indices,
-                                  const int64_t *row_begin, const int64_t *row_end,
-                                  const int64_t *batch, Py_ssize_t size, ByInput *view,
-                                  int member, int team, floating *entries, Py_ssize_t *first,
-                                  Py_ssize_t *last) noexcept nogil:
-    """Once every part is counted: member's share of the inputs (first..last - 1, a run
-    holding about 1 / team of the entries, the runs of members 0..team - 1 in turn) and their
-    entries placed, from the sparse rows batch[:size]. Returns each input's first entry."""
-    cdef Py_ssize_t n_inputs = view.n_inputs, k, q, b, t
-    cdef int64_t position = 0, entry
-    cdef int64_t *column_start = view.starts + member * (n_inputs + 1)
-    cdef int64_t *fill = view.fill + member * n_inputs
+cdef inline void run_of_row(const index_int *indices, const int64_t *row_begin,
+                            const int64_t *row_end, Py_ssize_t row, Py_ssize_t low,
+                            Py_ssize_t high, Py_ssize_t n_inputs, Py_ssize_t *first,
+                            Py_ssize_t *last) noexcept nogil:
+    """Entries first..last - 1 of sparse row `row`: those of inputs low..high - 1 (a row's
+    inputs ascend, so they are one run of it)."""
+    first[0] = row_begin[row]
+    last[0] = row_end[row]
+    if low > 0:
+        first[0] = first_at_least(indices, first[0], last[0], low)
+    if high < n_inputs:
+        last[0] = first_at_least(indices, first[0], last[0], high)
+
+
+cdef void regroup_inputs(const floating *data, const index_int *indices,
+                         const int64_t *row_begin, const int64_t *row_end,
+                         const int64_t *batch, Py_ssize_t size, ByInput *view, int member,
+                         const int64_t *column_start, Py_ssize_t low, Py_ssize_t high,
+                         floating *entries) noexcept nogil:
+    """The entries of inputs low..high - 1 placed, from the sparse rows batch[:size] in order."""
+    cdef Py_ssize_t k, b, t, end
+    cdef int64_t entry
+    cdef int64_t *fill = view.fill + member * view.n_inputs
     cdef int32_t *examples = <int32_t *> entries
     cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t)
-    cdef Py_ssize_t low, high, end
-    for k in range(n_inputs):
-        column_start[k] = position
-        for q in range(view.n_parts):
-            position += view.counts[q * n_inputs + k]
-    column_start[n_inputs] = position
-    low = first_input_from(column_start, n_inputs, position * member // team)
-    high = (n_inputs if member == team - 1
-            else first_input_from(column_start, n_inputs, position * (member + 1) // team))
     for k in range(low, high):
         fill[k] = column_start[k]
     for b in range(size):
-        # a row's inputs ascend: its entries for this share are one run of it
-        t = row_begin[batch[b]]
-        end = row_end[batch[b]]
-        if low > 0:
-            t = first_at_least(indices, t, end, low)
-        while t < end and indices[t] < high:
+        run_of_row(indices, row_begin, row_end, batch[b], low, high, view.n_inputs, &t, &end)
+        while t < end:
             entry = fill[indices[t]]
             fill[indices[t]] = entry + 1
             examples[entry * example_step] = <int32_t> b
             entries[2 * entry + 1] = data[t]
             t += 1
-    first[0], last[0] = low, high
-    return column_start
 
 
 cdef void update_inputs(const int64_t *column_start, const floating *entries, Py_ssize_t first,
@@ -250,14 +294,14 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         int32_t[:, ::1] active_units, floating[:, ::1] delta_2,
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
                         floating[:, ::1] drift, floating[:, ::1] sums_0_1,
-                        floating[:, ::1] mask, double[::1] example_error,
-                        Py_ssize_t[::1] example_hit, int64_t[::1] active_begin,
-                        int64_t[::1] active_end, const int64_t[::1] positions,
-                        ByInput *by_input, floating *input_entries, ByInput *by_unit,
-                        floating *unit_entries, floating[:, ::1] transposed,
-                        const int32_t[::1] output_units, floating *batch_data,
-                        index_int *batch_indices, int64_t *batch_indptr,
-                        int n_threads, Py_ssize_t *n_correct,
+                        floating[:, ::1] run_sums, floating[:, ::1] mask,
+                        double[::1] example_error, Py_ssize_t[::1] example_hit,
+                        int64_t[::1] active_begin, int64_t[::1] active_end,
+                        const int64_t[::1] positions, ByInput *by_input,
+                        floating *input_entries, ByInput *by_unit, floating *unit_entries,
+                        floating[:, ::1] transposed, const int32_t[::1] output_units,
+                        floating *batch_data, index_int *batch_indices,
+                        int64_t *batch_indptr, int n_threads, Py_ssize_t *n_correct,
                         Py_ssize_t *n_seen, double *phases) noexcept nogil:
     """Mini-batch gradient descent (phases, if not NULL, accumulates each phase's seconds).
 
@@ -272,33 +316,45 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     each layer's sum over the batch is taken row by row of its weights (update_inputs), from
     the batch's inputs (by_input) for the first, the units each example left active (by_unit)
     for the second; rows that keep their zeros (dense) are updated example by example, as
-    NumPy would.
+    NumPy would, and their first layer summed in one run.
 
-    The n_threads threads run the whole epoch in one parallel region, meeting at a barrier
-    between the steps of a batch (4 a batch; opening a region costs 2-3 times as much, and
-    there were 9 a batch): one thread draws the batch's dropout key and lays out its rows;
-    each thread runs its parts of the batch (forward pass, deltas, counts of their inputs);
-    each places its parts' entries by input; each updates a share of each layer's rows. Every
-    sum is still taken in one fixed order (each example's mask comes from its own place in the
-    random stream, the losses are added up in example order, each weight's sum over the batch
-    in example order), so the result is the same, bit for bit, whatever the number of threads.
+    The n_threads threads run the whole epoch in one parallel region and meet at a barrier
+    between the steps of a batch (5 a batch, 7 in book mode; a region, opened and joined,
+    costs 2-3 times a barrier, and there were 9 a batch):
+    1. one thread draws the batch's dropout key and lays out its gathered rows;
+    2. each thread copies and counts the inputs of its parts of the batch (runs of examples);
+    3. each thread sums, for every example, the rows of its runs of inputs (INPUT_RUNS; a run
+       split further among threads by examples when there are more threads than runs);
+    4. each thread, for its parts of the batch: the runs' sums added up, ReLU and dropout, the
+       output layer, the output and hidden deltas (from its own transposed copy of weights_1_2:
+       one copy read by both cores crossed between them), and the counts of active units;
+    5. each thread regroups and updates a share of weights_1_2's rows, then those of
+       weights_0_1 it summed in step 3, so that those rows stay in its core's cache.
+    Every sum is still taken in one fixed order (each example's mask comes from its own place
+    in the random stream, the losses are added up in example order, each weight's sum over
+    the batch in example order), so the result is the same, bit for bit, whatever the number
+    of threads.
     """
     cdef Py_ssize_t n = order.shape[0], n_parts = by_input.n_parts
-    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = delta_2.shape[1]
-    cdef Py_ssize_t width = weights_0_1.shape[1]
-    cdef Py_ssize_t start, size, part, first, last, b, i, row, j, c, repeat
+    cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_1_2.shape[0]
+    cdef Py_ssize_t n_outputs = delta_2.shape[1], width = weights_0_1.shape[1]
+    cdef Py_ssize_t capacity = h.shape[0]  # run_sums holds INPUT_RUNS blocks of this many rows
+    cdef Py_ssize_t start, size, part, first, last, b, i, j, c, repeat, unit, run, low, high
+    cdef Py_ssize_t units, run_parts, entry, end
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if rules.book else n
     cdef int member, team
     cdef bint book = rules.book, masked = rules.dropout.active, dense = rules.dense
     cdef bint gathered
     cdef floating triangle
     cdef floating *example_mask
+    cdef floating *sums
     # the batch's sparse rows, where they are read from: in place, or gathered
     cdef const floating *rows_data
     cdef const index_int *rows_indices
     cdef const int64_t *rows_indptr
     cdef const int64_t *rows
-    cdef const int64_t *column_start
+    cdef const int64_t *input_start
+    cdef const int64_t *unit_start
     cdef floating *own_transposed
     # written by one thread before a barrier, read by all after it
     cdef uint64_t key[1]
@@ -309,13 +365,20 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     mark[0] = now() if phases != NULL else 0
     n_seen[0] = stop
     # every thread sets its own of these (Cython copies them in: set for the compiler's sake)
-    start = size = part = first = last = b = i = row = j = c = repeat = member = team = 0
-    gathered, triangle, example_mask = False, 0, NULL
-    rows_data, rows_indices, rows_indptr, rows, column_start = NULL, NULL, NULL, NULL, NULL
-    own_transposed = NULL
+    start = size = part = first = last = b = i = j = c = repeat = unit = run = low = high = 0
+    units = run_parts = entry = end = member = team = 0
+    gathered, triangle, example_mask, sums = False, 0, NULL, NULL
+    rows_data, rows_indices, rows_indptr, rows = NULL, NULL, NULL, NULL
+    input_start, unit_start, own_transposed = NULL, NULL, NULL
     with parallel(num_threads=n_threads):
         member = threadid()
         team = team_size()
+        # Cython makes a variable thread-private only where the block assigns it: these are
+        # otherwise written only through pointers (split_inputs, run_of_row)
+        first = last = low = high = entry = end = 0
+        # the work of step 3: each run of inputs for run_parts runs of examples
+        run_parts = (team + INPUT_RUNS - 1) // INPUT_RUNS
+        units = INPUT_RUNS * run_parts
         start = 0
         while start < stop:
             size = min(batch_size, stop - start)
@@ -335,8 +398,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         i = order[start + b]
                         batch_indptr[b + 1] = batch_indptr[b] + indptr[i + 1] - indptr[i]
                 lap(phases, 0, mark)
-            # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta),
-            # each thread's own copy (one copy read by both threads cost ~4 ms an epoch)
+            # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta)
             own_transposed = &transposed[member * n_outputs, 0]
             transpose(&weights_1_2[0, 0], n_hidden, n_outputs, own_transposed)
             barrier()
@@ -346,24 +408,55 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
             else:
                 rows_data, rows_indices, rows_indptr = data, indices, indptr
                 rows = &order[start]
+            if not dense:
+                for part in range(n_parts):
+                    if part % team != member:
+                        continue
+                    first = size * part // n_parts
+                    last = size * (part + 1) // n_parts
+                    if gathered:
+                        copy_rows(data, indices, indptr, &order[start], first, last,
+                                  batch_data, batch_indices, batch_indptr)
+                    count_inputs(rows_indices, rows_indptr, rows_indptr + 1, rows, first, last,
+                                 by_input, part)
+                barrier()
+                input_start = input_starts(by_input, member)
+                for unit in range(units * member // team, units * (member + 1) // team):
+                    run = unit // run_parts
+                    part = unit % run_parts
+                    split_inputs(input_start, 0, n_inputs, run, INPUT_RUNS, &low, &high)
+                    for b in range(size * part // run_parts, size * (part + 1) // run_parts):
+                        run_of_row(rows_indices, rows_indptr, rows_indptr + 1, rows[b], low,
+                                   high, n_inputs, &entry, &end)
+                        sum_rows(rows_data + entry, rows_indices + entry, end - entry,
+                                 &weights_0_1[0, 0], width, &bias_1[0] if run == 0 else NULL,
+                                 &run_sums[run * capacity + b, 0])
+                barrier()
             for part in range(n_parts):
                 if part % team != member:
                     continue
                 first = size * part // n_parts
                 last = size * (part + 1) // n_parts
-                if gathered:
-                    copy_rows(data, indices, indptr, &order[start], first, last, batch_data,
-                              batch_indices, batch_indptr)
                 for b in range(first, last):
                     i = order[start + b]
-                    row = rows[b]
                     example_mask = &mask[b, 0] if masked else NULL
                     if masked and not book:
                         keyed_mask(key[0], b, rules.dropout.keep, example_mask, n_hidden)
-                    active_end[b] = active_begin[b] + forward_example(
-                        rows_data, rows_indices, rows_indptr, row, weights_0_1, bias_1,
-                        weights_1_2, bias_2, &h[b, 0], &gate[b, 0], &active_values[b, 0],
-                        &active_units[b, 0], &delta_2[b, 0], book, example_mask, dense)
+                    if dense:
+                        active_end[b] = active_begin[b] + forward_example(
+                            data, indices, indptr, i, weights_0_1, bias_1, weights_1_2, bias_2,
+                            &h[b, 0], &gate[b, 0], &active_values[b, 0], &active_units[b, 0],
+                            &delta_2[b, 0], book, example_mask, dense)
+                    else:
+                        sums = &h[b, 0]
+                        for j in range(width):
+                            sums[j] = run_sums[b, j]
+                        for run in range(1, INPUT_RUNS):
+                            for j in range(width):
+                                sums[j] += run_sums[run * capacity + b, j]
+                        active_end[b] = active_begin[b] + forward_from_sums(
+                            weights_1_2, bias_2, sums, &gate[b, 0], &active_values[b, 0],
+                            &active_units[b, 0], &delta_2[b, 0], book, example_mask, dense)
                     example_hit[b] = 0
                     example_error[b] = score_example(&delta_2[b, 0], n_outputs, labels[i],
                                                      rules.loss, &example_hit[b])
@@ -374,8 +467,6 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                 if not dense:
                     count_inputs(&active_units[0, 0], &active_begin[0], &active_end[0],
                                  &positions[0], first, last, by_unit, part)
-                    count_inputs(rows_indices, rows_indptr, rows_indptr + 1, rows, first, last,
-                                 by_input, part)
             barrier()
             if member == 0:
                 for b in range(size):
@@ -395,10 +486,11 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                        indices + indptr[i], indptr[i + 1] - indptr[i],
                                        &delta_1[b, 0])
             else:
-                column_start = regroup_share(&active_values[0, 0], &active_units[0, 0],
-                                             &active_begin[0], &active_end[0], &positions[0],
-                                             size, by_unit, member, team, unit_entries, &first,
-                                             &last)
+                unit_start = input_starts(by_unit, member)
+                split_inputs(unit_start, 0, n_hidden, member, team, &first, &last)
+                regroup_inputs(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
+                               &active_end[0], &positions[0], size, by_unit, member,
+                               unit_start, first, last, unit_entries)
                 if member == 0:
                     lap(phases, 2, mark)
                 if book:
@@ -406,7 +498,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                     for j in range(first, last):
                         for c in range(n_outputs):
                             grad_1_2[j, c] = 0
-                    update_inputs(column_start, unit_entries, first, last, &delta_2[0, 0],
+                    update_inputs(unit_start, unit_entries, first, last, &delta_2[0, 0],
                                   n_outputs, 1, &grad_1_2[0, 0])
                     for j in range(first, last):
                         for repeat in range(size):
@@ -425,16 +517,19 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                 delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
                     barrier()
                 else:
-                    update_inputs(column_start, unit_entries, first, last, &delta_2[0, 0],
+                    update_inputs(unit_start, unit_entries, first, last, &delta_2[0, 0],
                                   n_outputs, alpha, &weights_1_2[0, 0])
                 if member == 0:
                     lap(phases, 3, mark)
-                column_start = regroup_share(rows_data, rows_indices, rows_indptr,
-                                             rows_indptr + 1, rows, size, by_input, member,
-                                             team, input_entries, &first, &last)
+                # the rows of weights_0_1 this thread summed in step 3
+                first = first_input_of(input_start, n_inputs, units * member // team, run_parts)
+                last = first_input_of(input_start, n_inputs, units * (member + 1) // team,
+                                      run_parts)
+                regroup_inputs(rows_data, rows_indices, rows_indptr, rows_indptr + 1, rows,
+                               size, by_input, member, input_start, first, last, input_entries)
                 if member == 0:
                     lap(phases, 2, mark)
-                update_inputs(column_start, input_entries, first, last, &delta_1[0, 0], width,
+                update_inputs(input_start, input_entries, first, last, &delta_1[0, 0], width,
                               alpha, &weights_0_1[0, 0])
             barrier()
             if member == 0:

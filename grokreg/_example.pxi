@@ -316,12 +316,23 @@ cdef inline Py_ssize_t forward_example(const floating *data, const index_int *in
                                        bint dense) noexcept nogil:
     """Example i's hidden layer (h, gate and active units, as activate) and output layer
     (out); returns the number of active hidden units."""
-    cdef Py_ssize_t first = indptr[i], n_hidden = weights_1_2.shape[0], n_active
+    cdef Py_ssize_t first = indptr[i]
     # the whole padded row (see the module docstring): the padding's sums are zeros, unused
     sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
              weights_0_1.shape[1],
              &bias_1[0], h)
-    n_active = activate(h, gate, n_hidden, book, mask, dense, active_values, active_units)
+    return forward_from_sums(weights_1_2, bias_2, h, gate, active_values, active_units, out,
+                             book, mask, dense)
+
+
+cdef inline Py_ssize_t forward_from_sums(const floating[:, ::1] weights_1_2,
+                                         const floating[::1] bias_2, floating *h,
+                                         floating *gate, floating *active_values,
+                                         int32_t *active_units, floating *out, bint book,
+                                         const floating *mask, bint dense) noexcept nogil:
+    """forward_example's rest, from the first layer's sums z = bias_1 + x . weights_0_1 in h."""
+    cdef Py_ssize_t n_active = activate(h, gate, weights_1_2.shape[0], book, mask, dense,
+                                        active_values, active_units)
     sum_rows(active_values, active_units, n_active, &weights_1_2[0, 0], weights_1_2.shape[1],
              &bias_2[0], out)
     return n_active

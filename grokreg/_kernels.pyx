@@ -374,6 +374,9 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
     cdef floating[:, ::1] sums_0_1 = aligned_empty(
         (weights_0_1.shape[0] if literal else 1, width), dtype)
+    # a mini-batch's first-layer sums over each run of inputs (see INPUT_RUNS)
+    cdef floating[:, ::1] run_sums = aligned_empty(
+        (INPUT_RUNS * rows if batch_size > 1 and not dense else 1, width), dtype)
     # a mini-batch in one part per thread (batch_epoch's threads index their scratch by
     # their number, and OpenMP gives at most n_threads), and regrouped by input (ByInput) for
     # each layer's update: room for its largest possible size
@@ -424,8 +427,8 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
             error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, active_values, active_units, delta_2,
-                                delta_1, grad_1_2, drift, sums_0_1, mask, example_error,
-                                example_hit, active_begin, active_end, positions,
+                                delta_1, grad_1_2, drift, sums_0_1, run_sums, mask,
+                                example_error, example_hit, active_begin, active_end, positions,
                                 &by_input, &input_entries[0, 0], &by_unit,
                                 &unit_entries[0, 0], transposed, output_units,
                                 &batch_data[0], &batch_indices[0], &batch_indptr[0], n_threads,
