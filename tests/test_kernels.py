@@ -425,6 +425,9 @@ def test_divergence_is_reported(mnist):
      r"row 0's columns must ascend \(indices\[0\] = 7, indices\[1\] = 0\)"),
     (dict(indptr=np.array([0, 2, 2]), batch_size=2, labels=np.array([0, 1]),
           indices=np.array([7, 0], dtype=np.uint16)), "row 0's columns must ascend"),
+    (dict(data=np.ones(4), indptr=np.array([0, 1, 4]), batch_size=2, labels=np.array([0, 1]),
+          indices=np.array([7, 0, 5, 4], dtype=np.int32)),
+     r"row 1's columns must ascend \(indices\[2\] = 5, indices\[3\] = 4\)"),
 ])
 def test_train_epoch_refuses_what_would_break_it(change, message):
     """Called directly, the kernel still checks every shape and index it relies on."""
@@ -439,6 +442,17 @@ def test_train_epoch_refuses_what_would_break_it(change, message):
     args["indptr"] = np.asarray(args["indptr"], dtype=np.int64)
     with pytest.raises((ValueError, TypeError), match=message):
         _kernels.train_epoch(*args.values())
+
+
+def test_mini_batch_rows_may_start_below_where_the_row_before_ends():
+    """Only a descent inside a row is refused: each row starts wherever it starts."""
+    w01, b1, w12, b2 = np.zeros((8, 5)), np.zeros(5), np.full((5, 3), 0.1), np.zeros(3)
+    result = _kernels.train_epoch(np.ones(5), np.array([6, 7, 0, 2, 1], dtype=np.int32),
+                                  np.array([0, 2, 2, 4, 5], dtype=np.int64),
+                                  np.array([0, 1, 2, 0], dtype=np.int64),
+                                  np.arange(4, dtype=np.int64), w01, b1, w12, b2, 0.1, 2, False,
+                                  1.0, None, MSE)
+    assert result[3]
 
 
 @pytest.mark.parametrize("change, message", [
