@@ -1,4 +1,4 @@
-/* The first-layer update of one batch by hand in C: a yardstick for update_by_columns.
+/* The first-layer update of one batch by hand in C: a yardstick for update_inputs.
 
    A batch of 100 synthetic MNIST-like examples (150 increasing inputs each, gaps of 1-4 over
    784), float32, 100 hidden units padded to 112, AVX2 vectors, no fused multiply-add. Times

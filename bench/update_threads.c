@@ -1,7 +1,8 @@
 /* The first-layer update of a batch shared between threads, two ways, in its bare pattern
    (synthetic MNIST-like batches as update_loop.c's: 100 examples of 150 increasing inputs,
    float32, 100 hidden units padded to 104, AVX2, no fused multiply-add). "today" is grokreg's
-   update_by_columns: the counting sort split by parts of the batch, then the rows shared out.
+   update of the ninth session: the counting sort split by parts of the batch, then the rows
+   shared out.
    "columns": each thread sorts the whole batch for itself (no entry written by both) and
    sums its part of every row, split at a cache line (6 and 7 of the 13 vectors), so that no
    line of weights_0_1 is written by both. A check of the design, not of grokreg.

@@ -400,7 +400,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
                                                   dtype=dtype)
     cdef ByInput by_input = by_input_of(input_counts, input_starts, input_fill)
     cdef ByInput by_unit = by_input_of(unit_counts, unit_starts, unit_fill)
-    # a batch's sparse rows gathered into one stretch (see gather_batch)
+    # a batch's sparse rows gathered into one stretch (see batch_epoch, copy_rows)
     cdef floating[::1] batch_data = np.empty(batch_entries, dtype=dtype)
     cdef index_int[::1] batch_indices = np.empty(batch_entries, dtype=np.asarray(indices).dtype)
     cdef int64_t[::1] batch_indptr = np.empty(rows + 1, dtype=np.int64)

@@ -142,7 +142,7 @@ cdef void sum_rows_into(const floating *values, const index_int *rows, Py_ssize_
     """out = start_values + s, or if scaled out += alpha * s, where s = sum over t of
     values[t * value_step] * weights[rows[t * row_step]] (start 0 if NULL); each s[j] summed
     in the order of t. The steps let the values and rows interleave in one array of entries
-    (update_by_columns, which adds its sums to the weights' rows as they leave the
+    (update_inputs, which adds its sums to the weights' rows as they leave the
     registers)."""
     # the accumulators live here: in each inlined block's frame they would stop the compiler
     # inlining so many blocks; it still keeps them in registers

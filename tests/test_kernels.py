@@ -134,7 +134,7 @@ def test_16_and_32_bit_columns_compute_the_same_bits(dtype, batch_size, keep, bo
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_a_shuffled_order_trains_as_the_rows_stored_in_that_order(dtype, n_threads):
-    """A batch whose rows are scattered is gathered first (gather_batch), one in place is
+    """A batch whose rows are scattered is gathered first (copy_rows), one in place is
     read there: either way the same bits as the examples stored in training order."""
     rng = np.random.default_rng(11)
     pixels = rng.integers(0, 256, size=(125, 50)).astype(np.uint8)
