@@ -115,7 +115,7 @@ cdef enum:
     # over the first run) + (sum over the second)... With 2 threads each reads and updates
     # the weights_0_1 rows of its own runs, for every example: no row crosses between the
     # cores (split by examples, every row the batch touched was read by both cores and
-    # written by one, each batch: bench/layouts.c, 2 threads 30.8-36.4 against 22.1-25.6 ms).
+    # written by one, each batch: bench/layouts.c, 2 threads 33.7-36.5 against 23.1-23.5 ms).
     # The same runs whatever the number of threads, so that the sums are the same bits.
     INPUT_RUNS = 2
 
@@ -189,7 +189,7 @@ cdef inline Py_ssize_t first_at_least(const index_int *indices, Py_ssize_t low,
                                       Py_ssize_t high, Py_ssize_t k) noexcept nogil:
     """The first t in low..high - 1 with indices[t] >= k (high if none), indices ascending:
     low + how many are below k, a count the compiler vectorises (a bisection's branches,
-    mispredicted half the time, cost ~6 ms an epoch at 1 thread)."""
+    mispredicted half the time, cost ~5 ms a full-MNIST epoch at 1 thread)."""
     cdef Py_ssize_t t, below = 0
     for t in range(low, high):
         below += indices[t] < k
@@ -265,6 +265,7 @@ cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, 
 
 
 cdef inline bint consecutive(const int64_t *batch, Py_ssize_t size) noexcept nogil:
+    """Whether the batch lists consecutive examples (whose rows are one stretch already)."""
     cdef Py_ssize_t b
     for b in range(1, size):
         if batch[b] != batch[b - 1] + 1:
