@@ -320,8 +320,8 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     NumPy would, and their first layer summed in one run.
 
     The n_threads threads run the whole epoch in one parallel region and meet at a barrier
-    between the steps of a batch (5 a batch, 7 in book mode; a region, opened and joined,
-    costs 2-3 times a barrier, and there were 9 a batch):
+    between the steps of a batch (4 a batch, one more when its rows are gathered, two more in
+    book mode; a region, opened and joined, costs 2-3 times a barrier, and there were 9):
     1. one thread draws the batch's dropout key and lays out its gathered rows;
     2. each thread copies and counts the inputs of its parts of the batch (runs of examples);
     3. each thread sums, for every example, the rows of its runs of inputs (INPUT_RUNS; a run
@@ -402,7 +402,10 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
             # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta)
             own_transposed = &transposed[member * n_outputs, 0]
             transpose(&weights_1_2[0, 0], n_hidden, n_outputs, own_transposed)
-            barrier()
+            # thread 0's work above is read in step 3 at the earliest, after the next barrier,
+            # unless the rows are gathered (read in step 2) or step 3 is skipped (dense)
+            if gathered or dense:
+                barrier()
             if gathered:
                 rows_data, rows_indices, rows_indptr = batch_data, batch_indices, batch_indptr
                 rows = &positions[0]
