@@ -46,6 +46,7 @@ def main(argv=None):
     test = net._sparse_rows(flat(x_test))
     conversion = time.perf_counter() - started
     phases = np.zeros(len(kernels.PHASES))
+    waits = np.zeros(args.threads)
     evaluation = training = 0.0
     order = np.arange(len(x), dtype=np.int64)
     process_cpu, own_cpu = time.process_time(), time.thread_time()
@@ -56,7 +57,7 @@ def main(argv=None):
         started = time.perf_counter()
         kernels.train_epoch(*train, y, order, *net._parameters, ALPHA, BATCH, False,
                             1 - DROPOUT, net._bit_generator, net._loss_code, False, False,
-                            args.threads, phases)
+                            args.threads, phases, waits)
         training += time.perf_counter() - started
         started = time.perf_counter()
         _, correct = kernels.evaluate(*test, y_test, *net._parameters, net._loss_code,
@@ -78,6 +79,11 @@ def main(argv=None):
     for name, seconds in rows:
         print(f"| {name} | {1000 * seconds:.1f} | {seconds / total:.0%} |")
     print(f"| total | {1000 * total:.1f} | |")
+    if args.threads > 1:  # work not shared out evenly, or a core slower than the other
+        print("\nWaiting for the other threads at the barriers between a batch's steps "
+              "(thread 0's counted in the phases above), ms / epoch: "
+              + ", ".join(f"thread {member} {1000 * seconds / args.epochs:.1f}"
+                          for member, seconds in enumerate(waits)))
     if args.threads == 1:  # nothing else should run: OpenBLAS's pool, say, spinning
         print(f"\nCPU time of threads other than this one during the epochs: {others:.3f} s")
 

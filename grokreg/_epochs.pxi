@@ -303,8 +303,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         floating[:, ::1] transposed, const int32_t[::1] output_units,
                         floating *batch_data, index_int *batch_indices,
                         int64_t *batch_indptr, int n_threads, Py_ssize_t *n_correct,
-                        Py_ssize_t *n_seen, double *phases) noexcept nogil:
-    """Mini-batch gradient descent (phases, if not NULL, accumulates each phase's seconds).
+                        Py_ssize_t *n_seen, double *phases, double *waits) noexcept nogil:
+    """Mini-batch gradient descent (phases and waits, if not NULL, accumulate each phase's
+    seconds and each thread's at the barriers: train_epoch).
 
     Default mode: one update per batch with the batch-mean gradient; a last, smaller batch is
     trained too. Book mode: the book's loop, which drops the last partial batch and applies its
@@ -405,7 +406,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
             # thread 0's work above is read in step 3 at the earliest, after the next barrier,
             # unless the rows are gathered (read in step 2) or step 3 is skipped (dense)
             if gathered or dense:
-                barrier()
+                meet(waits, member)
             if gathered:
                 rows_data, rows_indices, rows_indptr = batch_data, batch_indices, batch_indptr
                 rows = &positions[0]
@@ -423,7 +424,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                   batch_data, batch_indices, batch_indptr)
                     count_inputs(rows_indices, rows_indptr, rows_indptr + 1, rows, first, last,
                                  by_input, part)
-                barrier()
+                meet(waits, member)
                 input_start = input_starts(by_input, member)
                 for unit in range(units * member // team, units * (member + 1) // team):
                     run = unit // run_parts
@@ -435,7 +436,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         sum_rows(rows_data + entry, rows_indices + entry, end - entry,
                                  &weights_0_1[0, 0], width, &bias_1[0] if run == 0 else NULL,
                                  &run_sums[run * capacity + b, 0])
-                barrier()
+                meet(waits, member)
             for part in range(n_parts):
                 if part % team != member:
                     continue
@@ -471,7 +472,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                 if not dense:
                     count_inputs(&active_units[0, 0], &active_begin[0], &active_end[0],
                                  &positions[0], first, last, by_unit, part)
-            barrier()
+            meet(waits, member)
             if member == 0:
                 for b in range(size):
                     error[0] += example_error[b]
@@ -508,7 +509,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         for repeat in range(size):
                             for c in range(n_outputs):
                                 weights_1_2[j, c] += alpha * grad_1_2[j, c]
-                    barrier()
+                    meet(waits, member)
                     transpose(&grad_1_2[0, 0], n_hidden, n_outputs, own_transposed)
                     triangle = alpha * <floating> (size * (size - 1) // 2)
                     for part in range(n_parts):
@@ -519,7 +520,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                          n_outputs, &gate[b, 0], n_hidden, &drift[b, 0])
                             for j in range(n_hidden):
                                 delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
-                    barrier()
+                    meet(waits, member)
                 else:
                     update_inputs(unit_start, unit_entries, first, last, &delta_2[0, 0],
                                   n_outputs, alpha, &weights_1_2[0, 0])
@@ -535,7 +536,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                     lap(phases, 2, mark)
                 update_inputs(input_start, input_entries, first, last, &delta_1[0, 0], width,
                               alpha, &weights_0_1[0, 0])
-            barrier()
+            meet(waits, member)
             if member == 0:
                 lap(phases, 4, mark)
                 if rules.train_bias:

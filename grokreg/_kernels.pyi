@@ -49,6 +49,7 @@ def train_epoch(
     dense: bool = ...,
     n_threads: int = ...,
     phases: NDArray[np.float64] | None = None,
+    waits: NDArray[np.float64] | None = None,
 ) -> tuple[float, int, int, bool]: ...
 def evaluate(
     data: _Float,

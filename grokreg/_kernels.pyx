@@ -131,6 +131,18 @@ cdef inline void lap(double *phases, int phase, double *mark) noexcept nogil:
         mark[0] = t
 
 
+cdef inline void meet(double *waits, int member) noexcept nogil:
+    """A barrier between two steps of a parallel block; when timing (waits not NULL), the
+    seconds this thread spent waiting there are added to waits[member]."""
+    cdef double arrived
+    if waits == NULL:
+        barrier()
+    else:
+        arrived = now()
+        barrier()
+        waits[member] += now() - arrived
+
+
 cpdef enum Loss:
     SQUARED_ERROR = 0
     SOFTMAX_CROSS_ENTROPY = 1
@@ -304,7 +316,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
                 floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
                 double keep, object bit_generator, int loss=SQUARED_ERROR,
                 bint train_bias=False, bint dense=False, int n_threads=1,
-                double[::1] phases=None):
+                double[::1] phases=None, double[::1] waits=None):
     """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
 
     (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
@@ -316,7 +328,9 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     inf and NaN, for reproducing the book after a divergence. n_threads share out the work of
     each mini-batch (see batch_epoch: the result does not depend on it); per-example training
     is sequential by nature and runs in one thread. phases (len(PHASES) seconds, mini-batches
-    only) accumulates the time of each phase of the epoch, for bench/phases.py.
+    only) accumulates the time of each phase of the epoch (as thread 0 sees it), and waits
+    (n_threads seconds) each thread's time spent waiting for the others at the barriers
+    between a batch's steps, for bench/phases.py.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, width = weights_0_1.shape[1]
     cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = weights_1_2.shape[1]
@@ -344,6 +358,9 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     if phases is not None and phases.shape[0] != len(PHASES):
         raise ValueError(f"phases must have {len(PHASES)} entries, one per phase in PHASES")
     cdef double *phase_seconds = &phases[0] if phases is not None else NULL
+    if waits is not None and waits.shape[0] != n_threads:
+        raise ValueError(f"waits must have n_threads = {n_threads} entries, got {waits.shape[0]}")
+    cdef double *wait_seconds = &waits[0] if waits is not None else NULL
     rules.book = book
     rules.train_bias = train_bias
     rules.loss = loss
@@ -435,7 +452,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
                                 &by_input, &input_entries[0, 0], &by_unit,
                                 &unit_entries[0, 0], transposed, output_units,
                                 &batch_data[0], &batch_indices[0], &batch_indptr[0], n_threads,
-                                &n_correct, &n_seen, phase_seconds)
+                                &n_correct, &n_seen, phase_seconds, wait_seconds)
         finite = (isfinite(error)
                   and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)
                   and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)

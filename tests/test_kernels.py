@@ -3,6 +3,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -425,6 +426,8 @@ def test_divergence_is_reported(mnist):
     (dict(book=True, loss=CE), "book"),
     (dict(book=True, train_bias=True), "book"),
     (dict(n_threads=0), "n_threads"),
+    (dict(phases=np.zeros(2)), "phases must have 6 entries"),
+    (dict(waits=np.zeros(2)), r"waits must have n_threads = 1 entries, got 2"),
     # mini-batches find a row's run of inputs by bisection
     (dict(indptr=np.array([0, 2, 2]), batch_size=2, labels=np.array([0, 1]),
           indices=np.array([7, 0], dtype=np.int32)),
@@ -441,13 +444,35 @@ def test_train_epoch_refuses_what_would_break_it(change, message):
                 indptr=np.array([0, 1, 2]), labels=np.array([0, 1]), order=np.array([0, 1]),
                 w01=np.zeros((8, 5)), b1=np.zeros(5), w12=np.zeros((5, 3)), b2=np.zeros(3),
                 alpha=0.1, batch_size=1, book=False, keep=1.0, bit_generator=None, loss=MSE,
-                train_bias=False, dense=False, n_threads=1)
+                train_bias=False, dense=False, n_threads=1, phases=None, waits=None)
     args.update(change)
     args["labels"] = np.asarray(args["labels"], dtype=np.int64)
     args["order"] = np.asarray(args["order"], dtype=np.int64)
     args["indptr"] = np.asarray(args["indptr"], dtype=np.int64)
     with pytest.raises((ValueError, TypeError), match=message):
         _kernels.train_epoch(*args.values())
+
+
+def test_a_timed_epoch_accounts_for_its_time_and_trains_the_same_bits(mnist):
+    """bench/phases.py's timing: each phase and each thread's waiting at the barriers within
+    the epoch's time, and the same weights as an untimed epoch."""
+    (x_train, y_train), _ = mnist
+    x = (x_train[:450].reshape(450, 784) / 255).astype(np.float32)
+    order = np.arange(450, dtype=np.int64)
+    trained, phases, waits = [], np.zeros(len(_kernels.PHASES)), np.zeros(2)
+    for timing in (None, (phases, waits)):
+        params = list(with_biases(*random_weights(784, 24, 10, seed=4, dtype=np.float32)))
+        started = time.perf_counter()
+        _kernels.train_epoch(*rows(x), y_train[:450], order, *params, 0.05, 100, False, 0.5,
+                             np.random.PCG64(9), MSE, False, False, 2, *(timing or ()))
+        elapsed = time.perf_counter() - started
+        trained.append(params)
+    for found, expected in zip(*trained):
+        assert np.array_equal(found, expected)
+    assert np.all(phases >= 0) and 0 < phases.sum() <= elapsed
+    assert np.all(waits >= 0) and np.all(waits <= elapsed)
+    if _kernels.OPENMP:  # two threads met at every barrier: someone waited
+        assert waits.sum() > 0
 
 
 def test_mini_batch_rows_may_start_below_where_the_row_before_ends():
