@@ -100,8 +100,10 @@ cdef struct ByInput:
     # example order) and updates their rows: no thread writes a line of entries another
     # thread writes or reads (a sort split by examples wrote every input's stretch from both
     # threads: no faster at 2 threads than at 1), and nothing waits between the sort and the
-    # update. An entry is a row of two: its example (an int32 in the first column's bytes)
-    # beside its value, so that the sort writes one place per entry.
+    # update. (The second layer's, by_unit, is sorted a half of the batch at a time, each
+    # half by one thread from its own counts: part_starts.) An entry is a row of two: its
+    # example (an int32 in the first column's bytes) beside its value, so that the sort writes
+    # one place per entry.
     Py_ssize_t n_inputs
     Py_ssize_t n_parts
     int64_t *counts        # (n_parts, n_inputs): each part's count of each input
@@ -118,6 +120,17 @@ cdef enum:
     # written by one, each batch: bench/layouts.c, 2 threads 33.7-36.5 against 23.1-23.5 ms).
     # The same runs whatever the number of threads, so that the sums are the same bits.
     INPUT_RUNS = 2
+
+
+cdef enum:
+    # The second layer's sum over a mini-batch is taken in this many halves of the batch's
+    # examples, then added up in order: grad_1_2 = (sum over the first half) + (sum over the
+    # second). With 2 threads each sums the half whose forward pass it ran, from the active
+    # units it found there, still in its cache: summed by unit over the whole batch, each
+    # thread read every example's active units, half of them from the other core (5.3-5.6 ms
+    # an epoch at 2 threads against 1.1-1.2 at 1, full MNIST). The same halves whatever the
+    # number of threads, so that the sums are the same bits.
+    BATCH_HALVES = 2
 
 
 cdef inline void count_inputs(const index_int *indices, const int64_t *row_begin,
@@ -144,6 +157,20 @@ cdef int64_t *input_starts(ByInput *view, int member) noexcept nogil:
         for q in range(view.n_parts):
             position += view.counts[q * n_inputs + k]
     column_start[n_inputs] = position
+    return column_start
+
+
+cdef int64_t *part_starts(ByInput *view, Py_ssize_t part) noexcept nogil:
+    """Once part `part` is counted: its own row of starts, each input's first entry among the
+    part's alone (then the part's total)."""
+    cdef Py_ssize_t k
+    cdef int64_t position = 0
+    cdef int64_t *column_start = view.starts + part * (view.n_inputs + 1)
+    cdef const int64_t *counts = view.counts + part * view.n_inputs
+    for k in range(view.n_inputs):
+        column_start[k] = position
+        position += counts[k]
+    column_start[view.n_inputs] = position
     return column_start
 
 
@@ -251,6 +278,23 @@ cdef void update_inputs(const int64_t *column_start, const floating *entries, Py
                                 weights + k * n_cols)
 
 
+cdef void sum_inputs(const int64_t *column_start, const floating *entries, Py_ssize_t n_inputs,
+                     const floating *delta, Py_ssize_t n_cols, floating *sums) noexcept nogil:
+    """sums[k] = the sum over the regrouped entries of input k of value * delta[example], for
+    every input (0 for those without entries): update_inputs' sums, stored."""
+    cdef const int32_t *examples = <const int32_t *> entries
+    cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t), k, c
+    for k in range(n_inputs):
+        if column_start[k + 1] > column_start[k]:
+            sum_rows_into(entries + 2 * column_start[k] + 1,
+                          examples + column_start[k] * example_step, 2, example_step,
+                          column_start[k + 1] - column_start[k], delta, n_cols, NULL,
+                          sums + k * n_cols, False, 0)
+        else:
+            for c in range(n_cols):
+                sums[k * n_cols + c] = 0
+
+
 cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
                           floating[:, ::1] delta, Py_ssize_t size) noexcept nogil:
     """weights += alpha * (h[b] outer delta[b]) for b < size, every unit (zeros too), in b's
@@ -294,8 +338,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         floating[:, ::1] gate, floating[:, ::1] active_values,
                         int32_t[:, ::1] active_units, floating[:, ::1] delta_2,
                         floating[:, ::1] delta_1, floating[:, ::1] grad_1_2,
-                        floating[:, ::1] drift, floating[:, ::1] sums_0_1,
-                        floating[:, ::1] run_sums, floating[:, ::1] mask,
+                        floating[:, ::1] half_grads, floating[:, ::1] drift,
+                        floating[:, ::1] sums_0_1, floating[:, ::1] run_sums,
+                        floating[:, ::1] mask,
                         double[::1] example_error, Py_ssize_t[::1] example_hit,
                         int64_t[::1] active_begin, int64_t[::1] active_end,
                         const int64_t[::1] positions, ByInput *by_input,
@@ -316,9 +361,10 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
     alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes
     each layer's sum over the batch is taken row by row of its weights (update_inputs), from
-    the batch's inputs (by_input) for the first, the units each example left active (by_unit)
-    for the second; rows that keep their zeros (dense) are updated example by example, as
-    NumPy would, and their first layer summed in one run.
+    the batch's inputs (by_input) for the first, the units each example left active (by_unit,
+    one half of the batch at a time: BATCH_HALVES) for the second; rows that keep their zeros
+    (dense) are updated example by example, as NumPy would, and their first layer summed in
+    one run.
 
     The n_threads threads run the whole epoch in one parallel region and meet at a barrier
     between the steps of a batch (4 a batch, one more when its rows are gathered, two more in
@@ -329,9 +375,12 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
        split further among threads by examples when there are more threads than runs);
     4. each thread, for its parts of the batch: the runs' sums added up, ReLU and dropout, the
        output layer, the output and hidden deltas (from its own transposed copy of weights_1_2:
-       one copy read by both cores crossed between them), and the counts of active units;
-    5. each thread regroups and updates a share of weights_1_2's rows, then those of
-       weights_0_1 it summed in step 3, so that those rows stay in its core's cache.
+       one copy read by both cores crossed between them);
+    5. each thread sums the second layer's gradient over its half of the batch (with 2 threads
+       the half it ran step 4 for, so that the active units stay in its core's cache), then
+       regroups and updates the rows of weights_0_1 it summed in step 3 (likewise); after the
+       batch's last barrier each adds the halves' sums to a share of weights_1_2's rows (in
+       book mode before the first layer's update, which needs them: two barriers more).
     Every sum is still taken in one fixed order (each example's mask comes from its own place
     in the random stream, the losses are added up in example order, each weight's sum over
     the batch in example order), so the result is the same, bit for bit, whatever the number
@@ -342,12 +391,12 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     cdef Py_ssize_t n_outputs = delta_2.shape[1], width = weights_0_1.shape[1]
     cdef Py_ssize_t capacity = h.shape[0]  # run_sums holds INPUT_RUNS blocks of this many rows
     cdef Py_ssize_t start, size, part, first, last, b, i, j, c, repeat, unit, run, low, high
-    cdef Py_ssize_t units, run_parts, entry, end
+    cdef Py_ssize_t units, run_parts, entry, end, half
     cdef Py_ssize_t stop = (n // batch_size) * batch_size if rules.book else n
     cdef int member, team
     cdef bint book = rules.book, masked = rules.dropout.active, dense = rules.dense
     cdef bint gathered
-    cdef floating triangle
+    cdef floating triangle, summed
     cdef floating *example_mask
     cdef floating *sums
     # the batch's sparse rows, where they are read from: in place, or gathered
@@ -368,8 +417,8 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     n_seen[0] = stop
     # every thread sets its own of these (Cython copies them in: set for the compiler's sake)
     start = size = part = first = last = b = i = j = c = repeat = unit = run = low = high = 0
-    units = run_parts = entry = end = member = team = 0
-    gathered, triangle, example_mask, sums = False, 0, NULL, NULL
+    units = run_parts = entry = end = half = member = team = 0
+    gathered, triangle, summed, example_mask, sums = False, 0, 0, NULL, NULL
     rows_data, rows_indices, rows_indptr, rows = NULL, NULL, NULL, NULL
     input_start, unit_start, own_transposed = NULL, NULL, NULL
     with parallel(num_threads=n_threads):
@@ -400,9 +449,6 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                         i = order[start + b]
                         batch_indptr[b + 1] = batch_indptr[b] + indptr[i + 1] - indptr[i]
                 lap(phases, 0, mark)
-            # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta)
-            own_transposed = &transposed[member * n_outputs, 0]
-            transpose(&weights_1_2[0, 0], n_hidden, n_outputs, own_transposed)
             # thread 0's work above is read in step 3 at the earliest, after the next barrier,
             # unless the rows are gathered (read in step 2) or step 3 is skipped (dense)
             if gathered or dense:
@@ -437,6 +483,10 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                  &weights_0_1[0, 0], width, &bias_1[0] if run == 0 else NULL,
                                  &run_sums[run * capacity + b, 0])
                 meet(waits, member)
+            # own_transposed: weights_1_2.T, then in book mode grad_1_2.T (see hidden_delta),
+            # once every thread has added its rows of the last batch's update
+            own_transposed = &transposed[member * n_outputs, 0]
+            transpose(&weights_1_2[0, 0], n_hidden, n_outputs, own_transposed)
             for part in range(n_parts):
                 if part % team != member:
                     continue
@@ -469,9 +519,6 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                  <floating> size)
                     hidden_delta(&delta_2[b, 0], own_transposed, &output_units[0],
                                  n_outputs, &gate[b, 0], n_hidden, &delta_1[b, 0])
-                if not dense:
-                    count_inputs(&active_units[0, 0], &active_begin[0], &active_end[0],
-                                 &positions[0], first, last, by_unit, part)
             meet(waits, member)
             if member == 0:
                 for b in range(size):
@@ -491,20 +538,36 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                        indices + indptr[i], indptr[i + 1] - indptr[i],
                                        &delta_1[b, 0])
             else:
-                unit_start = input_starts(by_unit, member)
-                split_inputs(unit_start, 0, n_hidden, member, team, &first, &last)
-                regroup_inputs(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
-                               &active_end[0], &positions[0], size, by_unit, member,
-                               unit_start, first, last, unit_entries)
-                if member == 0:
-                    lap(phases, 2, mark)
+                # the second layer's sum over each half of the batch (BATCH_HALVES), by unit,
+                # from the units its examples left active
+                for half in range(BATCH_HALVES):
+                    if half % team != member:
+                        continue
+                    first = size * half // BATCH_HALVES
+                    last = size * (half + 1) // BATCH_HALVES
+                    count_inputs(&active_units[0, 0], &active_begin[0], &active_end[0],
+                                 &positions[0], first, last, by_unit, half)
+                    unit_start = part_starts(by_unit, half)
+                    regroup_inputs(&active_values[0, 0], &active_units[0, 0], &active_begin[0],
+                                   &active_end[0], &positions[first], last - first, by_unit,
+                                   half, unit_start, 0, n_hidden,
+                                   unit_entries + 2 * first * n_hidden)
+                    if member == 0:
+                        lap(phases, 2, mark)
+                    sum_inputs(unit_start, unit_entries + 2 * first * n_hidden, n_hidden,
+                               &delta_2[first, 0], n_outputs, &half_grads[half * n_hidden, 0])
+                    if member == 0:
+                        lap(phases, 3, mark)
                 if book:
                     # grad_1_2 = the batch's sum itself, then delta_1 = B * A + alpha * B(B-1)/2 * C
+                    meet(waits, member)
+                    first = n_hidden * member // team
+                    last = n_hidden * (member + 1) // team
                     for j in range(first, last):
                         for c in range(n_outputs):
-                            grad_1_2[j, c] = 0
-                    update_inputs(unit_start, unit_entries, first, last, &delta_2[0, 0],
-                                  n_outputs, 1, &grad_1_2[0, 0])
+                            grad_1_2[j, c] = half_grads[j, c]
+                            for half in range(1, BATCH_HALVES):
+                                grad_1_2[j, c] += half_grads[half * n_hidden + j, c]
                     for j in range(first, last):
                         for repeat in range(size):
                             for c in range(n_outputs):
@@ -521,9 +584,6 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                             for j in range(n_hidden):
                                 delta_1[b, j] = size * delta_1[b, j] + triangle * drift[b, j]
                     meet(waits, member)
-                else:
-                    update_inputs(unit_start, unit_entries, first, last, &delta_2[0, 0],
-                                  n_outputs, alpha, &weights_1_2[0, 0])
                 if member == 0:
                     lap(phases, 3, mark)
                 # the rows of weights_0_1 this thread summed in step 3
@@ -539,6 +599,18 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
             meet(waits, member)
             if member == 0:
                 lap(phases, 4, mark)
+            if not dense and not book:
+                # weights_1_2 += alpha * (the halves' sums added up), each thread a share of the
+                # rows: read by the next batch's transposes and output layer, after a barrier
+                for j in range(n_hidden * member // team, n_hidden * (member + 1) // team):
+                    for c in range(n_outputs):
+                        summed = half_grads[j, c]
+                        for half in range(1, BATCH_HALVES):
+                            summed = summed + half_grads[half * n_hidden + j, c]
+                        weights_1_2[j, c] += alpha * summed
+                if member == 0:
+                    lap(phases, 3, mark)
+            if member == 0:
                 if rules.train_bias:
                     for b in range(size):
                         add_scaled(&bias_2[0], n_outputs, alpha, &delta_2[b, 0])

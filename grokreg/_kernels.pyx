@@ -388,6 +388,8 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
     cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
     cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
+    # the second layer's sums over each half of a mini-batch (see BATCH_HALVES)
+    cdef floating[:, ::1] half_grads = np.empty((BATCH_HALVES * n_hidden, n_outputs), dtype=dtype)
     cdef floating[:, ::1] mask = np.empty((rows, n_hidden), dtype=dtype)
     cdef double[::1] example_error = np.empty(rows, dtype=np.float64)
     cdef Py_ssize_t[::1] example_hit = np.empty(rows, dtype=np.intp)
@@ -409,9 +411,9 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
     cdef int64_t[:, ::1] input_starts = np.empty((n_parts, n_inputs + 1), dtype=np.int64)
     cdef int64_t[:, ::1] input_fill = np.empty((n_parts, n_inputs), dtype=np.int64)
     cdef floating[:, ::1] input_entries = np.empty((batch_entries, 2), dtype=dtype)
-    cdef int64_t[:, ::1] unit_counts = np.empty((n_parts, n_hidden), dtype=np.int64)
-    cdef int64_t[:, ::1] unit_starts = np.empty((n_parts, n_hidden + 1), dtype=np.int64)
-    cdef int64_t[:, ::1] unit_fill = np.empty((n_parts, n_hidden), dtype=np.int64)
+    cdef int64_t[:, ::1] unit_counts = np.empty((BATCH_HALVES, n_hidden), dtype=np.int64)
+    cdef int64_t[:, ::1] unit_starts = np.empty((BATCH_HALVES, n_hidden + 1), dtype=np.int64)
+    cdef int64_t[:, ::1] unit_fill = np.empty((BATCH_HALVES, n_hidden), dtype=np.int64)
     cdef floating[:, ::1] unit_entries = np.empty((rows * n_hidden if by_columns else 1, 2),
                                                   dtype=dtype)
     cdef ByInput by_input = by_input_of(input_counts, input_starts, input_fill)
@@ -447,7 +449,7 @@ def train_epoch(const floating[::1] data not None, const index_int[::1] indices 
             error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
                                 bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
                                 &rules, h, gate, active_values, active_units, delta_2,
-                                delta_1, grad_1_2, drift, sums_0_1, run_sums, mask,
+                                delta_1, grad_1_2, half_grads, drift, sums_0_1, run_sums, mask,
                                 example_error, example_hit, active_begin, active_end, positions,
                                 &by_input, &input_entries[0, 0], &by_unit,
                                 &unit_entries[0, 0], transposed, output_units,

@@ -216,7 +216,7 @@ def test_evaluate_matches_numpy(sparse_data, dtype, loss):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batch_size", [1, 8, 40, 15])  # 15: a smaller last batch
+@pytest.mark.parametrize("batch_size", [1, 8, 40, 15, 13])  # 15, 13: a smaller last batch (of 1)
 @pytest.mark.parametrize("keep", [1.0, 0.7])
 @pytest.mark.parametrize("loss, bias", [("mse", False), ("mse", True),
                                         ("softmax_cross_entropy", True)])
