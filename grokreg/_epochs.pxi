@@ -295,6 +295,16 @@ cdef void sum_inputs(const int64_t *column_start, const floating *entries, Py_ss
                 sums[k * n_cols + c] = 0
 
 
+cdef inline floating halves_added(const floating *halves, Py_ssize_t n,
+                                  Py_ssize_t entry) noexcept nogil:
+    """Entry `entry` of the BATCH_HALVES sums (each n entries) added up in order."""
+    cdef floating total = halves[entry]
+    cdef Py_ssize_t half
+    for half in range(1, BATCH_HALVES):
+        total = total + halves[half * n + entry]
+    return total
+
+
 cdef void add_outer_batch(floating[:, ::1] weights, floating alpha, floating[:, ::1] h,
                           floating[:, ::1] delta, Py_ssize_t size) noexcept nogil:
     """weights += alpha * (h[b] outer delta[b]) for b < size, every unit (zeros too), in b's
@@ -396,7 +406,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     cdef int member, team
     cdef bint book = rules.book, masked = rules.dropout.active, dense = rules.dense
     cdef bint gathered
-    cdef floating triangle, summed
+    cdef floating triangle
     cdef floating *example_mask
     cdef floating *sums
     # the batch's sparse rows, where they are read from: in place, or gathered
@@ -418,7 +428,7 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     # every thread sets its own of these (Cython copies them in: set for the compiler's sake)
     start = size = part = first = last = b = i = j = c = repeat = unit = run = low = high = 0
     units = run_parts = entry = end = half = member = team = 0
-    gathered, triangle, summed, example_mask, sums = False, 0, 0, NULL, NULL
+    gathered, triangle, example_mask, sums = False, 0, NULL, NULL
     rows_data, rows_indices, rows_indptr, rows = NULL, NULL, NULL, NULL
     input_start, unit_start, own_transposed = NULL, NULL, NULL
     with parallel(num_threads=n_threads):
@@ -563,11 +573,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                     meet(waits, member)
                     first = n_hidden * member // team
                     last = n_hidden * (member + 1) // team
-                    for j in range(first, last):
-                        for c in range(n_outputs):
-                            grad_1_2[j, c] = half_grads[j, c]
-                            for half in range(1, BATCH_HALVES):
-                                grad_1_2[j, c] += half_grads[half * n_hidden + j, c]
+                    for entry in range(first * n_outputs, last * n_outputs):
+                        (&grad_1_2[0, 0])[entry] = halves_added(&half_grads[0, 0],
+                                                                n_hidden * n_outputs, entry)
                     for j in range(first, last):
                         for repeat in range(size):
                             for c in range(n_outputs):
@@ -602,12 +610,10 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
             if not dense and not book:
                 # weights_1_2 += alpha * (the halves' sums added up), each thread a share of the
                 # rows: read by the next batch's transposes and output layer, after a barrier
-                for j in range(n_hidden * member // team, n_hidden * (member + 1) // team):
-                    for c in range(n_outputs):
-                        summed = half_grads[j, c]
-                        for half in range(1, BATCH_HALVES):
-                            summed = summed + half_grads[half * n_hidden + j, c]
-                        weights_1_2[j, c] += alpha * summed
+                for entry in range(n_hidden * member // team * n_outputs,
+                                   n_hidden * (member + 1) // team * n_outputs):
+                    (&weights_1_2[0, 0])[entry] += alpha * halves_added(
+                        &half_grads[0, 0], n_hidden * n_outputs, entry)
                 if member == 0:
                     lap(phases, 3, mark)
             if member == 0:
