@@ -370,9 +370,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
     alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes
-    each layer's sum over the batch is taken row by row of its weights (update_inputs), from
-    the batch's inputs (by_input) for the first, the units each example left active (by_unit,
-    one half of the batch at a time: BATCH_HALVES) for the second; rows that keep their zeros
+    each layer's sum over the batch is taken row by row of its weights (update_inputs,
+    sum_inputs), from the batch's inputs (by_input) for the first, the units each example left
+    active (by_unit, one half of the batch at a time: BATCH_HALVES) for the second; rows that keep their zeros
     (dense) are updated example by example, as NumPy would, and their first layer summed in
     one run.
 
@@ -393,8 +393,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
        book mode before the first layer's update, which needs them: two barriers more).
     Every sum is still taken in one fixed order (each example's mask comes from its own place
     in the random stream, the losses are added up in example order, each weight's sum over
-    the batch in example order), so the result is the same, bit for bit, whatever the number
-    of threads.
+    the batch in example order, the first layer's in its runs of inputs and the second's in
+    its halves of the batch), so the result is the same, bit for bit, whatever the number of
+    threads.
     """
     cdef Py_ssize_t n = order.shape[0], n_parts = by_input.n_parts
     cdef Py_ssize_t n_inputs = weights_0_1.shape[0], n_hidden = weights_1_2.shape[0]
