@@ -278,23 +278,6 @@ cdef void update_inputs(const int64_t *column_start, const floating *entries, Py
                                 weights + k * n_cols)
 
 
-cdef void sum_inputs(const int64_t *column_start, const floating *entries, Py_ssize_t n_inputs,
-                     const floating *delta, Py_ssize_t n_cols, floating *sums) noexcept nogil:
-    """sums[k] = the sum over the regrouped entries of input k of value * delta[example], for
-    every input (0 for those without entries): update_inputs' sums, stored."""
-    cdef const int32_t *examples = <const int32_t *> entries
-    cdef Py_ssize_t example_step = 2 * sizeof(floating) // sizeof(int32_t), k, c
-    for k in range(n_inputs):
-        if column_start[k + 1] > column_start[k]:
-            sum_rows_into(entries + 2 * column_start[k] + 1,
-                          examples + column_start[k] * example_step, 2, example_step,
-                          column_start[k + 1] - column_start[k], delta, n_cols, NULL,
-                          sums + k * n_cols, False, 0)
-        else:
-            for c in range(n_cols):
-                sums[k * n_cols + c] = 0
-
-
 cdef inline floating halves_added(const floating *halves, Py_ssize_t n,
                                   Py_ssize_t entry) noexcept nogil:
     """Entry `entry` of the BATCH_HALVES sums (each n entries) added up in order."""
@@ -370,9 +353,9 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
     repeat k delta_1 = A + k * alpha * C (A from the batch's starting weights, C = delta_2 .
     grad_1_2.T, both masked), and the B updates of weights_0_1 sum to
     alpha * x.T . (B * A + alpha * B(B-1)/2 * C). (Book mode has no biases.) In both modes
-    each layer's sum over the batch is taken row by row of its weights (update_inputs,
-    sum_inputs), from the batch's inputs (by_input) for the first, the units each example left
-    active (by_unit, one half of the batch at a time: BATCH_HALVES) for the second; rows that keep their zeros
+    each layer's sum over the batch is taken row by row of its weights (update_inputs), from
+    the batch's inputs (by_input) for the first, the units each example left active (by_unit,
+    one half of the batch at a time: BATCH_HALVES) for the second; rows that keep their zeros
     (dense) are updated example by example, as NumPy would, and their first layer summed in
     one run.
 
@@ -565,8 +548,12 @@ cdef double batch_epoch(const floating *data, const index_int *indices, const in
                                    unit_entries + 2 * first * n_hidden)
                     if member == 0:
                         lap(phases, 2, mark)
-                    sum_inputs(unit_start, unit_entries + 2 * first * n_hidden, n_hidden,
-                               &delta_2[first, 0], n_outputs, &half_grads[half * n_hidden, 0])
+                    # the half's sums themselves: 0 + 1 * sum is the sum, bit for bit
+                    for entry in range(half * n_hidden * n_outputs,
+                                       (half + 1) * n_hidden * n_outputs):
+                        (&half_grads[0, 0])[entry] = 0
+                    update_inputs(unit_start, unit_entries + 2 * first * n_hidden, 0, n_hidden,
+                                  &delta_2[first, 0], n_outputs, 1, &half_grads[half * n_hidden, 0])
                     if member == 0:
                         lap(phases, 3, mark)
                 if book:
