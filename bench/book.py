@@ -18,6 +18,7 @@ start wherever PYTHONDONTWRITEBYTECODE is set).
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,12 +37,20 @@ def shared_dir():
     return Path(configured) if configured else HERE.parent.parent / "shared"
 
 
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(command, kernels="auto"):
-    """(seconds, stdout) of one run of command, with one thread and that build of the kernels."""
+    """(wall seconds, CPU seconds, stdout) of one run of command, with one thread and that
+    build of the kernels. The CPU seconds (user + system) tell a slow program from a machine
+    that kept it waiting (wall well above CPU)."""
+    cpu_before = children_cpu_seconds()
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True,
                             env={**os.environ, **ONE_THREAD, "GROKREG_KERNELS": kernels})
-    return time.perf_counter() - started, result.stdout
+    return time.perf_counter() - started, children_cpu_seconds() - cpu_before, result.stdout
 
 
 def build_for_this_cpu():
@@ -88,24 +97,31 @@ def main(argv=None):
             theirs.append(timed(reference))
             for build, kernels in builds.items():
                 ours[build].append(timed(command, kernels))
-        numpy_seconds = statistics.median(seconds for seconds, _ in theirs)
+        numpy_seconds = statistics.median(seconds for seconds, _, _ in theirs)
+        numpy_cpu = statistics.median(cpu for _, cpu, _ in theirs)
         for build, runs in ours.items():
-            median = statistics.median(seconds for seconds, _ in runs)
-            identical = all(out == theirs[0][1] for _, out in runs + theirs)
+            median = statistics.median(seconds for seconds, _, _ in runs)
+            median_cpu = statistics.median(cpu for _, cpu, _ in runs)
+            identical = all(out == theirs[0][2] for _, _, out in runs + theirs)
             rows.append(dict(experiment=experiment, epochs=args.epochs or "book's", build=build,
                              numpy_seconds=round(numpy_seconds, 3),
                              grokreg_seconds=round(median, 3),
                              speedup=round(numpy_seconds / median, 1),
+                             numpy_cpu_seconds=round(numpy_cpu, 3),
+                             grokreg_cpu_seconds=round(median_cpu, 3),
                              identical_output=identical))
-            print(f"{experiment}: numpy {numpy_seconds:.2f} s, grokreg ({build}) {median:.2f} s",
+            print(f"{experiment}: numpy {numpy_seconds:.2f} s ({numpy_cpu:.2f} s CPU), grokreg "
+                  f"({build}) {median:.2f} s ({median_cpu:.2f} s CPU); every run, wall / CPU: "
+                  + ", ".join(f"{seconds:.2f}/{cpu:.2f}" for seconds, cpu, _ in runs),
                   file=sys.stderr)
 
     print("| experiment | epochs | NumPy reference | grokreg --book | kernels | speed-up "
-          "| same table |")
-    print("|---|---|---|---|---|---|---|")
+          "| CPU seconds, NumPy / grokreg | same table |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['experiment']} | {row['epochs']} | {row['numpy_seconds']:.2f} s | "
               f"{row['grokreg_seconds']:.2f} s | {row['build']} | {row['speedup']}x | "
+              f"{row['numpy_cpu_seconds']:.2f} / {row['grokreg_cpu_seconds']:.2f} | "
               f"{'yes' if row['identical_output'] else 'NO'} |")
     machine = describe()
     print(f"\nWhole process, one thread each, medians of {args.repeat} alternating runs of "
