@@ -10,7 +10,11 @@ portable one a CPU without AVX2 gets. Every program runs --repeat times, their r
 alternating (NumPy, each build, NumPy, ...), and each is timed by its median: a slow phase
 of a shared machine hits them all alike. grokreg's modules are compiled to bytecode first, as
 pip does when it installs the wheel (a checkout's runs would otherwise compile them at every
-start wherever PYTHONDONTWRITEBYTECODE is set).
+start wherever PYTHONDONTWRITEBYTECODE is set). Each timed run follows an untimed one-epoch
+run of the same program (--no-warm-up to skip it), so that no program reads its files back
+from disk: a machine that evicts files idle for a minute from its page cache would otherwise
+make every grokreg run that follows a long NumPy run start cold. Each run's CPU seconds and
+major page faults (files read from disk) are printed beside its wall time.
 
     python bench/book.py                      # the full tables: minutes, the reference is slow
     python bench/book.py --epochs 20          # shorter runs, same comparison
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from machine import compile_grokreg_bytecode, describe
 
@@ -37,20 +42,28 @@ def shared_dir():
     return Path(configured) if configured else HERE.parent.parent / "shared"
 
 
-def children_cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class Run(NamedTuple):
+    seconds: float  # wall
+    cpu_seconds: float  # user + system: well below wall when the machine kept it waiting
+    major_faults: int  # pages read from disk
+    stdout: str
 
 
 def timed(command, kernels="auto"):
-    """(wall seconds, CPU seconds, stdout) of one run of command, with one thread and that
-    build of the kernels. The CPU seconds (user + system) tell a slow program from a machine
-    that kept it waiting (wall well above CPU)."""
-    cpu_before = children_cpu_seconds()
+    """A Run of command, with one thread and that build of the kernels."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True,
                             env={**os.environ, **ONE_THREAD, "GROKREG_KERNELS": kernels})
-    return time.perf_counter() - started, children_cpu_seconds() - cpu_before, result.stdout
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Run(seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+               after.ru_majflt - before.ru_majflt, result.stdout)
+
+
+def listed(runs):
+    return ", ".join(f"{run.seconds:.2f}/{run.cpu_seconds:.2f} ({run.major_faults})"
+                     for run in runs)
 
 
 def build_for_this_cpu():
@@ -74,6 +87,8 @@ def main(argv=None):
     parser.add_argument("--kernels", nargs="+", choices=("auto", "baseline"),
                         default=("auto", "baseline"),
                         help="builds of grokreg's kernels to time (auto: the one for this CPU)")
+    parser.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True,
+                        help="an untimed one-epoch run of each program before each timed run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     compile_grokreg_bytecode()  # time grokreg as installed
@@ -83,26 +98,35 @@ def main(argv=None):
     if not args.reference.is_file():
         sys.exit(f"the book's reference program is not at {args.reference} (set GROKREG_SHARED)")
 
-    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    def commands(experiment, epochs):
+        extra = ["--epochs", str(epochs)] if epochs else []
+        return ([sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
+                 "--no-progress", *extra],
+                [sys.executable, str(args.reference), experiment, "--data-dir",
+                 str(args.data_dir), *extra])
+
+    def warmed_and_timed(command, warm_up, kernels="auto"):
+        if args.warm_up:
+            timed(warm_up, kernels)
+        return timed(command, kernels)
+
     rows = []
     for experiment in args.experiments:
-        command = [sys.executable, "-m", "grokreg", "reproduce", experiment, "--book",
-                   "--no-progress", *extra]
-        reference = [sys.executable, str(args.reference), experiment, "--data-dir",
-                     str(args.data_dir), *extra]
+        command, reference = commands(experiment, args.epochs)
+        warm_command, warm_reference = commands(experiment, 1)
         # every program's runs alternate, so that a slow phase of a shared machine hits all
         ours = {build: [] for build in builds}
         theirs = []
         for _ in range(args.repeat):
-            theirs.append(timed(reference))
+            theirs.append(warmed_and_timed(reference, warm_reference))
             for build, kernels in builds.items():
-                ours[build].append(timed(command, kernels))
-        numpy_seconds = statistics.median(seconds for seconds, _, _ in theirs)
-        numpy_cpu = statistics.median(cpu for _, cpu, _ in theirs)
+                ours[build].append(warmed_and_timed(command, warm_command, kernels))
+        numpy_seconds = statistics.median(run.seconds for run in theirs)
+        numpy_cpu = statistics.median(run.cpu_seconds for run in theirs)
         for build, runs in ours.items():
-            median = statistics.median(seconds for seconds, _, _ in runs)
-            median_cpu = statistics.median(cpu for _, cpu, _ in runs)
-            identical = all(out == theirs[0][2] for _, _, out in runs + theirs)
+            median = statistics.median(run.seconds for run in runs)
+            median_cpu = statistics.median(run.cpu_seconds for run in runs)
+            identical = all(run.stdout == theirs[0].stdout for run in runs + theirs)
             rows.append(dict(experiment=experiment, epochs=args.epochs or "book's", build=build,
                              numpy_seconds=round(numpy_seconds, 3),
                              grokreg_seconds=round(median, 3),
@@ -110,10 +134,9 @@ def main(argv=None):
                              numpy_cpu_seconds=round(numpy_cpu, 3),
                              grokreg_cpu_seconds=round(median_cpu, 3),
                              identical_output=identical))
-            print(f"{experiment}: numpy {numpy_seconds:.2f} s ({numpy_cpu:.2f} s CPU), grokreg "
-                  f"({build}) {median:.2f} s ({median_cpu:.2f} s CPU); every run, wall / CPU: "
-                  + ", ".join(f"{seconds:.2f}/{cpu:.2f}" for seconds, cpu, _ in runs),
-                  file=sys.stderr)
+            print(f"{experiment}: numpy {numpy_seconds:.2f} s, grokreg ({build}) {median:.2f} s; "
+                  f"every run, wall / CPU seconds (major page faults): numpy {listed(theirs)}; "
+                  f"grokreg {listed(runs)}", file=sys.stderr)
 
     print("| experiment | epochs | NumPy reference | grokreg --book | kernels | speed-up "
           "| CPU seconds, NumPy / grokreg | same table |")
@@ -124,8 +147,9 @@ def main(argv=None):
               f"{row['numpy_cpu_seconds']:.2f} / {row['grokreg_cpu_seconds']:.2f} | "
               f"{'yes' if row['identical_output'] else 'NO'} |")
     machine = describe()
+    warmed = ", each after an untimed one-epoch run" if args.warm_up else ""
     print(f"\nWhole process, one thread each, medians of {args.repeat} alternating runs of "
-          f"each; {machine}.")
+          f"each{warmed}; {machine}.")
     if args.json:
         args.json.write_text(json.dumps(dict(machine=machine, rows=rows), indent=1) + "\n")
     return 0 if all(row["identical_output"] for row in rows) else 1
