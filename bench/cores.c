@@ -21,9 +21,11 @@
    same reads of data the thread wrote itself.
 
        cc -O3 -mavx2 -ffp-contract=off -fopenmp bench/cores.c -o cores && ./cores
+       ./cores lockstep       # only the lockstep parts (~4 s), e.g. beside a kernel's timing
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <omp.h>
 
 typedef float vec __attribute__((vector_size(32)));
@@ -247,12 +249,15 @@ static void crossing(void) {
     }
 }
 
-int main(void) {
-    arithmetic();
-    caches();
-    shared_rows();
+int main(int argc, char **argv) {
+    int only_lockstep = argc > 1 && strcmp(argv[1], "lockstep") == 0;
+    if (!only_lockstep) {
+        arithmetic();
+        caches();
+        shared_rows();
+    }
     lockstep(0);
     lockstep(1);
-    crossing();
+    if (!only_lockstep) crossing();
     return 0;
 }
