@@ -10,18 +10,18 @@
    among threads); the update's time against the same update repeated alone shows what it
    costs to write rows that the other core has just read. Then whether the two cores keep
    pace with each other: register arithmetic, and reads from L2, cut into the steps of a
-   mini-batch epoch (600 batches of 4 steps between barriers, 10-30 us a step) and split
-   evenly between 2 threads as grokreg's kernels split a batch (a fixed share each, so that
-   the bits never depend on the thread count), against 1 thread doing it all: the speed-up
-   this machine allows such a split with no data shared at all, and each thread's time
-   waiting for the other. Last, what grokreg's split by inputs must still move between the
-   cores every batch: each thread's partial sums of every example's hidden units (100 x 104
-   floats), of which the other reads half where it finishes its half of the examples, and
-   those examples' hidden deltas, which the other reads for its rows' update; against the
-   same reads of data the thread wrote itself.
+   mini-batch epoch (600 batches of 4 steps between barriers, 30-35 us a step at 2 threads)
+   and split evenly between 2 threads as grokreg's kernels split a batch (a fixed share
+   each, so that the bits never depend on the thread count), against 1 thread doing it all:
+   the speed-up this machine allows such a split with no data shared at all, and each
+   thread's time waiting for the other. Last, what grokreg's split by inputs must still move
+   between the cores every batch: each thread's partial sums of every example's hidden units
+   (100 x 104 floats), of which the other reads half where it finishes its half of the
+   examples, and those examples' hidden deltas, which the other reads for its rows' update;
+   against the same reads of data the thread wrote itself.
 
        cc -O3 -mavx2 -ffp-contract=off -fopenmp bench/cores.c -o cores && ./cores
-       ./cores lockstep       # only the lockstep parts (~4 s), e.g. beside a kernel's timing
+       ./cores lockstep       # only the lockstep parts (~5 s), e.g. beside a kernel's timing
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +145,14 @@ static void shared_rows(void) {
 enum { STEPS = 4 * BATCHES, STEP_ITERATIONS = 16000, EPOCHS = 10, L2_VECTORS = 256 * 1024 / 32,
        STEP_PASSES = 12 };
 
+/* Every lane of every vector, so that the compiler keeps all the work that made them. */
+static float total(const vec *vectors, int n) {
+    float sum = 0;
+    for (int v = 0; v < n; v++)
+        for (int lane = 0; lane < 8; lane++) sum += vectors[v][lane];
+    return sum;
+}
+
 static void step_of_arithmetic(long iterations) {
     vec a[12];
     for (int v = 0; v < 12; v++) a[v] = (vec){0} + v * 1e-3f;
@@ -153,7 +161,7 @@ static void step_of_arithmetic(long iterations) {
         for (int v = 0; v < 12; v++) a[v] = a[v] * m + b;
         __asm__ volatile("" ::"x"(a[0]));
     }
-    if (a[0][0] == 12345) printf("!");
+    if (total(a, 12) == 12345) printf("!");
 }
 
 /* A step of passes over the thread's own 256 KB buffer (in L2). */
@@ -164,7 +172,7 @@ static void step_of_reads(const vec *buffer, int passes) {
         for (long i = 0; i < L2_VECTORS; i += 8)
             for (int v = 0; v < 8; v++) acc[v] += buffer[i + v];
     }
-    if (acc[0][0] == 12345) printf("!");
+    if (total(acc, 8) == 12345) printf("!");
 }
 
 static void lockstep(int reads) {
@@ -231,7 +239,7 @@ static float exchange(int thread, int across) {
         for (int v = 0; v < UNITS / 8; v++) acc += *(vec *) &deltas[read][8 * v];
     }
     #pragma omp barrier
-    return acc[0];
+    return total(&acc, 1);
 }
 
 static void crossing(void) {
