@@ -241,6 +241,49 @@ def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep, loss,
     assert bias or not (params[1].any() or params[3].any())  # biases stay zero when off
 
 
+def sgd_in_kernel_order(x, labels, w01, w12, alpha):
+    """Per-example steps (default mode, squared error, no dropout or biases) with every sum
+    taken in the kernels' order, one product and one sum at a time: the same bits as the
+    kernels, whatever order they visit rows and columns in."""
+    alpha = w01.dtype.type(alpha)
+    for example, label in zip(x, labels):
+        inputs = np.flatnonzero(example)
+        z = np.zeros(w01.shape[1], w01.dtype)
+        for i in inputs:
+            z = z + example[i] * w01[i]
+        h = np.where(z > 0, z, 0).astype(w01.dtype)
+        out = np.zeros(w12.shape[1], w01.dtype)
+        for j in np.flatnonzero(h):
+            out = out + h[j] * w12[j]
+        delta_2 = (np.arange(w12.shape[1]) == label).astype(w01.dtype) - out
+        delta_1 = np.zeros(w01.shape[1], w01.dtype)
+        for c in range(w12.shape[1]):
+            delta_1 = delta_1 + delta_2[c] * w12[:, c]
+        delta_1 = delta_1 * (z > 0).astype(w01.dtype)
+        for j in np.flatnonzero(h):
+            w12[j] = w12[j] + alpha * (h[j] * delta_2)
+        for i in inputs:
+            w01[i] = w01[i] + alpha * (example[i] * delta_1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_hidden", [40, 100, 37])  # one block; two; vectors and a remainder
+def test_per_example_steps_are_bit_identical_to_sums_in_order(dtype, n_hidden):
+    """The first-layer update visits its rows and blocks of columns last to first (for the
+    cache): as the rows are distinct, no bit may change."""
+    rng = np.random.default_rng(7)
+    x = (rng.random((60, 200)) * (rng.random((60, 200)) < 0.4)).astype(dtype)
+    labels = rng.integers(0, 10, size=60)
+    w01, w12 = random_weights(200, n_hidden, 10, seed=3, dtype=dtype)
+    initial, expected = w01.copy(), [w01.copy(), w12.copy()]
+    params = list(with_biases(w01, w12))
+    _kernels.train_epoch(*rows(x), labels, np.arange(60, dtype=np.int64), *params, 0.01, 1,
+                         False, 1.0, np.random.PCG64(0), MSE, False)
+    sgd_in_kernel_order(x, labels, *expected, 0.01)
+    assert not np.array_equal(params[0], initial)
+    assert np.array_equal(params[0], expected[0]) and np.array_equal(params[2], expected[1])
+
+
 @pytest.mark.parametrize("keep", [1.0, 0.6])
 @pytest.mark.parametrize("loss", ["mse", "softmax_cross_entropy"])
 def test_update_is_the_gradient_by_central_differences(keep, loss):
