@@ -16,8 +16,9 @@
                  to keep sums and delta in 16 registers)
 
    All four compute the same numbers (checked). No fused multiply-add, as in grokreg. With
-   --in-l1 every image's inputs are folded onto the first 32 rows (10 KB at 40 units, 25 KB at 100), so that
-   every row comes from L1: what the same steps cost when the cache costs nothing.
+   --in-l1 every image's inputs are folded onto the first 32 rows (10 KB at 40 units, 25 KB
+   at 100), so that every row comes from L1: what the same steps cost when the cache costs
+   nothing.
 
        cc -O3 -mavx2 -ffp-contract=off bench/step_order.c -o step_order -lz
        ./step_order [--in-l1] [IMAGES.gz]     (default: grokreg/data/train-images-idx3-ubyte.gz)
