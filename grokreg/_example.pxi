@@ -187,6 +187,32 @@ cdef inline Py_ssize_t compact(const floating *row, Py_ssize_t n, floating *valu
         return compact_double(row, n, values, columns)
 
 
+cdef void book_relu(floating *h, floating *gate, Py_ssize_t n_hidden,
+                    const floating *mask) noexcept nogil:
+    """activate's book mode: relu(z) = (z >= 0) * z, masked by multiplying (inf * 0 is NaN,
+    as in NumPy), and the derivative relu2deriv(layer_1) = layer_1 >= 0 of the masked layer,
+    in gate (times mask != 0).
+
+    Three passes of selects and products, which the compiler vectorises: in one loop GCC
+    branched on each unit (a multiply by a selected 0 or 1 is control flow to it), 5% of a
+    book step. A function of its own, not inlined into every forward pass: the inlined
+    loops' size changed how GCC inlined the mini-batch epoch's other calls (2% slower).
+    """
+    cdef Py_ssize_t j
+    for j in range(n_hidden):
+        gate[j] = 1 if h[j] >= 0 else 0
+    if mask != NULL:
+        for j in range(n_hidden):
+            h[j] = gate[j] * h[j] * mask[j]
+        for j in range(n_hidden):
+            gate[j] = 1 if (mask[j] != 0) & (h[j] >= 0) else 0
+    else:
+        for j in range(n_hidden):
+            h[j] = gate[j] * h[j]
+        for j in range(n_hidden):
+            gate[j] = 1 if h[j] >= 0 else 0
+
+
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
                                 const floating *mask, bint dense, floating *active_values,
                                 int32_t *active_units) noexcept nogil:
@@ -203,14 +229,7 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
     cdef Py_ssize_t j
     cdef floating z, y, g, m
     if book:
-        for j in range(n_hidden):
-            # relu(z) = (z >= 0) * z, masked by multiplying (inf * 0 is NaN, as in NumPy); the
-            # derivative relu2deriv(layer_1) = layer_1 >= 0, of the masked layer
-            z = h[j]
-            m = mask[j] if mask != NULL else 1
-            y = (<floating> (z >= 0)) * z * m if mask != NULL else (<floating> (z >= 0)) * z
-            h[j] = y
-            gate[j] = <floating> ((m != 0) & (y >= 0))
+        book_relu(h, gate, n_hidden, mask)
     elif mask != NULL:
         # selects only, in a loop of their own: the compiler vectorises it (a multiply inside
         # a select, or the compaction below in the same loop, made it a branch on random data)

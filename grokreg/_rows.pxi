@@ -213,10 +213,18 @@ cdef inline void add_rows_block(floating *weights, Py_ssize_t n_cols, floating a
 cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, floating alpha,
                                        const floating *values, const index_int *rows,
                                        Py_ssize_t count, Py_ssize_t remaining,
-                                       const floating *v) noexcept nogil:
-    """add_rows_block for the widest block that fits in the remaining columns; its width."""
+                                       const floating *v_in) noexcept nogil:
+    """add_rows_block for the widest block that fits in the remaining columns; its width.
+
+    The block of v is copied into a local array first, here, beside the blocks that read it:
+    the compiler then knows that the rows cannot overlap it (with v read in place, the update
+    came out scalar), wherever it inlines this function or not.
+    """
+    cdef floating v[BLOCK]
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
-    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST), c
+    for c in range(min(remaining, <Py_ssize_t> BLOCK)):
+        v[c] = v_in[c]
     if vectors == 14:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 14 * lanes, v)
     elif vectors == 13:
@@ -273,9 +281,7 @@ cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
     """weights[rows[t], :] += alpha * (values[t] * v): the sparse first-layer update (rows
     distinct, so that their order changes no bit).
 
-    Blocks as in sum_rows, with v's block in registers. Each block of v is copied into a
-    local array first: the compiler then knows that the rows cannot overlap it (with v read in
-    place, the update came out scalar).
+    Blocks as in sum_rows, with v's block in registers (add_rows_blocks).
 
     The blocks go last to first, and each block's rows last to first: an example's rows of
     weights_0_1 (148 on average in MNIST, 47 KB at 40 float64 units) outgrow the 32 KB L1
@@ -283,12 +289,9 @@ cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
     first to last, left the last ones in it (bench/step_order.c: 1-10% a step at 40 units,
     8-10% at 100).
     """
-    cdef floating block[BLOCK]
-    cdef Py_ssize_t end = n_cols, width, c
+    cdef Py_ssize_t end = n_cols, width
     while end > 0:
         width = block_width(end, sizeof(floating))
-        for c in range(width):
-            block[c] = v[end - width + c]
         add_rows_blocks(weights + end - width, n_cols, alpha, values, rows, count, width,
-                        block)
+                        v + end - width)
         end -= width
