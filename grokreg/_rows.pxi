@@ -68,6 +68,16 @@ cdef inline void sum_rows_block(const floating *values, const index_int *columns
             out[j] = acc[j]
 
 
+cdef inline Py_ssize_t block_width(Py_ssize_t remaining, Py_ssize_t item_bytes) noexcept nogil:
+    """The width of the block that sum_rows_blocks and add_rows_blocks take from the remaining
+    columns: the widest run of whole vectors up to WIDEST, else 4, 2 or 1 columns."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // item_bytes
+    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
+    if vectors > 0:
+        return vectors * lanes
+    return 4 if remaining >= 4 else 2 if remaining >= 2 else 1
+
+
 cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const index_int *columns,
                                        Py_ssize_t value_step, Py_ssize_t column_step,
                                        Py_ssize_t count, const floating *weights,
@@ -77,62 +87,59 @@ cdef inline Py_ssize_t sum_rows_blocks(const floating *values, const index_int *
                                        floating *acc) noexcept nogil:
     """sum_rows_block for the widest block that fits in the remaining columns; its width."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
-    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
-    if vectors == 14:
+    cdef Py_ssize_t width = block_width(remaining, sizeof(floating))
+    if width == 14 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        14 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 13:
+    elif width == 13 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        13 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 12:
+    elif width == 12 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        12 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 11:
+    elif width == 11 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        11 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 10:
+    elif width == 10 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        10 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 9:
+    elif width == 9 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        9 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 8:
+    elif width == 8 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        8 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 7:
+    elif width == 7 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        7 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 6:
+    elif width == 6 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        6 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 5:
+    elif width == 5 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        5 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 4:
+    elif width == 4 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        4 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 3:
+    elif width == 3 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        3 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 2:
+    elif width == 2 * lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        2 * lanes, start_values, out, scaled, alpha, acc)
-    elif vectors == 1:
+    elif width == lanes:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        lanes, start_values, out, scaled, alpha, acc)
-    elif remaining >= 4:
+    elif width == 4:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        4, start_values, out, scaled, alpha, acc)
-        return 4
-    elif remaining >= 2:
+    elif width == 2:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        2, start_values, out, scaled, alpha, acc)
-        return 2
     else:
         sum_rows_block(values, columns, value_step, column_step, count, weights, n_cols,
                        1, start_values, out, scaled, alpha, acc)
-        return 1
-    return vectors * lanes
+    return width
 
 
 cdef void sum_rows_into(const floating *values, const index_int *rows, Py_ssize_t value_step,
@@ -222,57 +229,44 @@ cdef inline Py_ssize_t add_rows_blocks(floating *weights, Py_ssize_t n_cols, flo
     """
     cdef floating v[BLOCK]
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating)
-    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST), c
-    for c in range(min(remaining, <Py_ssize_t> BLOCK)):
+    cdef Py_ssize_t width = block_width(remaining, sizeof(floating)), c
+    for c in range(width):  # at most WIDEST vectors: BLOCK holds them
         v[c] = v_in[c]
-    if vectors == 14:
+    if width == 14 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 14 * lanes, v)
-    elif vectors == 13:
+    elif width == 13 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 13 * lanes, v)
-    elif vectors == 12:
+    elif width == 12 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 12 * lanes, v)
-    elif vectors == 11:
+    elif width == 11 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 11 * lanes, v)
-    elif vectors == 10:
+    elif width == 10 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 10 * lanes, v)
-    elif vectors == 9:
+    elif width == 9 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 9 * lanes, v)
-    elif vectors == 8:
+    elif width == 8 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 8 * lanes, v)
-    elif vectors == 7:
+    elif width == 7 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 7 * lanes, v)
-    elif vectors == 6:
+    elif width == 6 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 6 * lanes, v)
-    elif vectors == 5:
+    elif width == 5 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 5 * lanes, v)
-    elif vectors == 4:
+    elif width == 4 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 4 * lanes, v)
-    elif vectors == 3:
+    elif width == 3 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 3 * lanes, v)
-    elif vectors == 2:
+    elif width == 2 * lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 2 * lanes, v)
-    elif vectors == 1:
+    elif width == lanes:
         add_rows_block(weights, n_cols, alpha, values, rows, count, lanes, v)
-    elif remaining >= 4:
+    elif width == 4:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 4, v)
-        return 4
-    elif remaining >= 2:
+    elif width == 2:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 2, v)
-        return 2
     else:
         add_rows_block(weights, n_cols, alpha, values, rows, count, 1, v)
-        return 1
-    return vectors * lanes
-
-
-cdef inline Py_ssize_t block_width(Py_ssize_t remaining, Py_ssize_t item_bytes) noexcept nogil:
-    """The width of the block add_rows_blocks (and sum_rows_blocks) take from remaining
-    columns."""
-    cdef Py_ssize_t lanes = VECTOR_BYTES // item_bytes
-    cdef Py_ssize_t vectors = min(remaining // lanes, <Py_ssize_t> WIDEST)
-    if vectors > 0:
-        return vectors * lanes
-    return 4 if remaining >= 4 else 2 if remaining >= 2 else 1
+    return width
 
 
 cdef void add_outer_rows(floating *weights, Py_ssize_t n_cols, floating alpha,
