@@ -4,19 +4,28 @@ The kernels share mini-batches and evaluations out among threads with OpenMP whe
 compiler supports it (GCC, MSVC, and clang with libomp); elsewhere (Apple's clang as shipped)
 they are built without it and run those loops in the calling thread.
 
-Where GCC or clang targets x86-64, the kernels are built twice: grokreg._kernels for any
-x86-64 CPU (SSE2) and grokreg._kernels_avx2 with -mavx2, which grokreg._dispatch loads on CPUs
-that have AVX2. Neither uses fused multiply-add, so both compute the same bits.
+Where GCC or clang targets x86-64, the kernels are built three times: grokreg._kernels for any
+x86-64 CPU (SSE2), grokreg._kernels_avx2 with -mavx2 and grokreg._kernels_avx512 with
+AVX-512 (F, VL, BW, DQ), which grokreg._dispatch loads on CPUs that have them. None uses fused
+multiply-add, so all compute the same bits.
+
+The kernels' repetitive variants (blocks of every width, each dtype) are written once in
+Tempita templates (``grokreg/*.pxi.tp``, as scikit-learn's ``.pyx.tp`` files), expanded here
+before Cython runs; the expansions are build products, not sources.
 
 Environment switches for local builds (never set for wheels):
   GROKREG_NATIVE=1  compile for this CPU (-march=native); such a build may crash elsewhere.
   GROKREG_DEBUG=1   bounds checks on in the kernels, to chase a memory error.
   GROKREG_OPENMP=0  build without OpenMP even where the compiler has it.
+  GROKREG_TIMING=1  time each phase of a mini-batch epoch (train_epoch's phases= and waits=,
+                    for bench/phases.py); off, the shipped kernels carry no timing code.
 """
+import glob
 import os
 import tempfile
 
 import numpy as np
+from Cython import Tempita
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -36,9 +45,9 @@ int main(void) {
 }
 """
 
-# compiles only for an x86 target with -mavx2, and links only where the compiler has the
-# run-time CPU check the AVX2 build relies on
-AVX2_TEST = """
+# compiles only for an x86 target with the build's flags, and links only where the compiler
+# has the run-time CPU check the build relies on
+VECTOR_TEST = """
 #include <immintrin.h>
 int main(void) {
     __m256d sum = _mm256_add_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(2.0));
@@ -46,6 +55,15 @@ int main(void) {
     return __builtin_cpu_supports("avx2") ? (int) _mm256_cvtsd_f64(sum) - 3 : 0;
 }
 """
+
+#: the builds of the kernels for wider vectors than SSE2's: module name -> compiler flags
+AVX2_MODULE, AVX512_MODULE = "grokreg._kernels_avx2", "grokreg._kernels_avx512"
+VECTOR_BUILDS = {
+    AVX2_MODULE: ["-mavx2"],
+    # 512-bit registers for the blocks of accumulators (GCC would otherwise keep to 256)
+    AVX512_MODULE: ["-mavx2", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
+                    "-mprefer-vector-width=512"],
+}
 
 
 NO_STRING_LOOPS = "-fno-tree-loop-distribute-patterns"
@@ -91,20 +109,39 @@ class BuildExt(build_ext):
                 args.append(NO_STRING_LOOPS)
             if _flag("GROKREG_NATIVE"):
                 args.append("-march=native")
-        avx2 = self.compiler.compiler_type != "msvc" and self.builds(AVX2_TEST, ["-mavx2"], [])
-        if not avx2:
-            self.extensions = [ext for ext in self.extensions if ext.name != AVX2_MODULE]
+        vector_builds = [name for name, flags in VECTOR_BUILDS.items()
+                         if self.compiler.compiler_type != "msvc"
+                         and self.builds(VECTOR_TEST, flags, [])]
+        self.extensions = [ext for ext in self.extensions
+                           if ext.name not in VECTOR_BUILDS or ext.name in vector_builds]
         openmp = self.openmp_flags()
-        print(f"grokreg: building {'with' if openmp else 'without'} OpenMP, "
-              f"{'with' if avx2 else 'without'} an AVX2 build")
+        print(f"grokreg: building {'with' if openmp else 'without'} OpenMP, builds "
+              f"{', '.join(ext.name for ext in self.extensions)}")
         compile_openmp, link_openmp = openmp or ([], [])
+        macros = [("GROKREG_TIMING", "1")] if _flag("GROKREG_TIMING") else []
+        if vector_builds:  # every build then carries the CPU check that chooses among them
+            macros.append(("GROKREG_CPU_DISPATCH", "1"))
         for ext in self.extensions:
-            if avx2:  # both builds then carry the CPU check that chooses between them
-                ext.define_macros = list(ext.define_macros) + [("GROKREG_CPU_DISPATCH", "1")]
-            isa = ["-mavx2"] if ext.name == AVX2_MODULE else []
+            ext.define_macros = list(ext.define_macros) + macros
+            isa = VECTOR_BUILDS.get(ext.name, [])
             ext.extra_compile_args = args + isa + compile_openmp + list(ext.extra_compile_args)
             ext.extra_link_args = link_openmp + list(ext.extra_link_args)
+        # the builds are independent: compile them side by side
+        self.parallel = self.parallel or os.cpu_count() or 1
         super().build_extensions()
+
+
+def expand_templates():
+    """Write grokreg/X from each Tempita template grokreg/X.tp, where it changed."""
+    for template in glob.glob(os.path.join("grokreg", "*.tp")):
+        target = template[:-len(".tp")]
+        with open(template, encoding="utf-8") as f:
+            text = Tempita.sub(f.read())
+        text = (f"# Generated from {os.path.basename(template)} by setup.py: edit the "
+                f"template, not this file.\n" + text)
+        if not os.path.exists(target) or open(target, encoding="utf-8").read() != text:
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
 
 
 directives = {
@@ -116,7 +153,7 @@ directives = {
     "embedsignature": True,
 }
 
-AVX2_MODULE = "grokreg._kernels_avx2"
+expand_templates()
 
 extensions = [
     Extension(
@@ -129,7 +166,7 @@ extensions = [
             ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
         ],
     )
-    for name in ("grokreg._kernels", AVX2_MODULE)
+    for name in ("grokreg._kernels", *VECTOR_BUILDS)
 ]
 
 setup(

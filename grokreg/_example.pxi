@@ -1,5 +1,6 @@
 # One example, for grokreg/_kernels.pyx (included there): dropout masks, the ReLU and its gate,
-# the forward pass, the loss and the deltas of both layers.
+# the loss and the deltas of both layers (the forward pass that strings them together is in
+# _fit.pxi, per dtype).
 
 cdef inline void draw_book_mask(Dropout *dropout, floating *mask,
                                 Py_ssize_t n) noexcept nogil:
@@ -214,11 +215,11 @@ cdef void book_relu(floating *h, floating *gate, Py_ssize_t n_hidden,
 
 
 cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden, bint book,
-                                const floating *mask, bint dense, floating *active_values,
+                                const floating *mask, bint literal, floating *active_values,
                                 int32_t *active_units) noexcept nogil:
     """ReLU and dropout (mask, from draw_book_mask or keyed_mask, or NULL for none), in
     place: h holds z on entry, the layer's output on exit. Returns the number of active units
-    (h[j] != 0, or every unit when dense), listed in order in active_units with their values
+    (h[j] != 0, or every unit when literal), listed in order in active_units with their values
     in active_values: the output layer reads only their rows.
 
     gate[j] is what the hidden delta is multiplied by: the ReLU derivative times the dropout
@@ -247,7 +248,7 @@ cdef inline Py_ssize_t activate(floating *h, floating *gate, Py_ssize_t n_hidden
             g = 1 if z > 0 else 0
             h[j] = y
             gate[j] = g
-    if not dense:
+    if not literal:
         return compact(h, n_hidden, active_values, active_units)
     for j in range(n_hidden):
         active_values[j] = h[j]
@@ -321,37 +322,3 @@ cdef inline void hidden_delta(const floating *delta_2, const floating *weights_2
     sum_rows(delta_2, outputs, n_outputs, weights_2_1, n_hidden, NULL, delta_1)
     for j in range(n_hidden):
         delta_1[j] = delta_1[j] * gate[j]
-
-
-
-cdef inline Py_ssize_t forward_example(const floating *data, const index_int *indices,
-                                       const int64_t *indptr, Py_ssize_t i,
-                                       const floating[:, ::1] weights_0_1,
-                                       const floating[::1] bias_1,
-                                       const floating[:, ::1] weights_1_2,
-                                       const floating[::1] bias_2, floating *h, floating *gate,
-                                       floating *active_values, int32_t *active_units,
-                                       floating *out, bint book, const floating *mask,
-                                       bint dense) noexcept nogil:
-    """Example i's hidden layer (h, gate and active units, as activate) and output layer
-    (out); returns the number of active hidden units."""
-    cdef Py_ssize_t first = indptr[i]
-    # the whole padded row (see the module docstring): the padding's sums are zeros, unused
-    sum_rows(data + first, indices + first, indptr[i + 1] - first, &weights_0_1[0, 0],
-             weights_0_1.shape[1],
-             &bias_1[0], h)
-    return forward_from_sums(weights_1_2, bias_2, h, gate, active_values, active_units, out,
-                             book, mask, dense)
-
-
-cdef inline Py_ssize_t forward_from_sums(const floating[:, ::1] weights_1_2,
-                                         const floating[::1] bias_2, floating *h,
-                                         floating *gate, floating *active_values,
-                                         int32_t *active_units, floating *out, bint book,
-                                         const floating *mask, bint dense) noexcept nogil:
-    """forward_example's rest, from the first layer's sums z = bias_1 + x . weights_0_1 in h."""
-    cdef Py_ssize_t n_active = activate(h, gate, weights_1_2.shape[0], book, mask, dense,
-                                        active_values, active_units)
-    sum_rows(active_values, active_units, n_active, &weights_1_2[0, 0], weights_1_2.shape[1],
-             &bias_2[0], out)
-    return n_active

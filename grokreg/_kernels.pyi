@@ -24,38 +24,92 @@ class Loss(enum.IntEnum):
 
 def column_dtype(n_inputs: int) -> np.dtype[np.uint16] | np.dtype[np.int32]: ...
 def sparse_rows(
-    x: _Float, keep_zeros: bool = ..., n_threads: int = ...
+    x: _Float, keep_zeros: bool = ..., n_threads: int = ..., counts: NDArray[np.int64] | None = ...
 ) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
 def sparse_pixels(
-    x: NDArray[np.uint8], values: _Float, keep_zeros: bool = ..., n_threads: int = ...
-) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
-def train_epoch(
-    data: _Float,
-    indices: _Columns,
-    indptr: NDArray[np.int64],
-    labels: NDArray[np.int64],
-    order: NDArray[np.int64],
-    weights_0_1: _Float,
-    bias_1: _Float,
-    weights_1_2: _Float,
-    bias_2: _Float,
-    alpha: float,
-    batch_size: int,
-    book: bool,
-    keep: float,
-    bit_generator: np.random.BitGenerator | None,
-    loss: int = ...,
-    train_bias: bool = ...,
-    dense: bool = ...,
+    x: NDArray[np.uint8],
+    values: _Float,
+    keep_zeros: bool = ...,
     n_threads: int = ...,
-    phases: NDArray[np.float64] | None = None,
-    waits: NDArray[np.float64] | None = None,
-) -> tuple[float, int, int, bool]: ...
+    counts: NDArray[np.int64] | None = ...,
+) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
+LAYOUTS: tuple[str, ...]
+DENSE_FROM: float
+TIMING: bool
+AVX512: bool
+
+def cpu_has_avx512() -> bool: ...
+def row_counts(x: _Float, keep_zeros: bool = ..., n_threads: int = ...) -> NDArray[np.int64]: ...
+def pixel_counts(
+    x: NDArray[np.uint8], values: _Float, keep_zeros: bool = ..., n_threads: int = ...
+) -> NDArray[np.int64]: ...
+
+class Dataset:
+    layout: str
+    n: int
+    n_inputs: int
+    density: float
+    dtype: np.dtype
+    literal: bool
+    labels: NDArray[np.int64] | None
+    n_classes: int
+    longest_row: int
+    def __init__(
+        self,
+        x: np.ndarray,
+        labels: NDArray[np.int64] | None = None,
+        *,
+        dtype: DTypeLike = ...,
+        layout: str = ...,
+        literal: bool = ...,
+        values: _Float | None = ...,
+        n_threads: int = ...,
+    ) -> None: ...
+    @classmethod
+    def from_rows(
+        cls,
+        data: _Float,
+        indices: _Columns,
+        indptr: NDArray[np.int64],
+        n_inputs: int,
+        labels: NDArray[np.int64] | None = None,
+        *,
+        literal: bool = ...,
+        n_threads: int = ...,
+    ) -> Dataset: ...
+    def stored(self) -> np.ndarray | tuple[_Float, _Columns, NDArray[np.int64]]: ...
+
+class Workspace:
+    data: Dataset
+    parameters: tuple[_Float, _Float, _Float, _Float]
+    batch_size: int
+    alpha: float
+    def __init__(
+        self,
+        data: Dataset,
+        weights_0_1: _Float,
+        bias_1: _Float,
+        weights_1_2: _Float,
+        bias_2: _Float,
+        *,
+        alpha: float = ...,
+        batch_size: int = ...,
+        book: bool = ...,
+        keep: float = ...,
+        bit_generator: np.random.BitGenerator | None = ...,
+        loss: int = ...,
+        train_bias: bool = ...,
+        n_threads: int = ...,
+    ) -> None: ...
+    def train_epoch(
+        self,
+        order: ArrayLike,
+        phases: NDArray[np.float64] | None = None,
+        waits: NDArray[np.float64] | None = None,
+    ) -> tuple[float, int, int, bool]: ...
+
 def evaluate(
-    data: _Float,
-    indices: _Columns,
-    indptr: NDArray[np.int64],
-    labels: NDArray[np.int64] | None,
+    data: Dataset,
     weights_0_1: _Float,
     bias_1: _Float,
     weights_1_2: _Float,
@@ -63,6 +117,6 @@ def evaluate(
     loss: int = ...,
     predictions: NDArray[np.int64] | None = None,
     outputs: _Float | None = None,
-    dense: bool = ...,
+    literal: bool = ...,
     n_threads: int = ...,
 ) -> tuple[float, int]: ...

@@ -1,34 +1,42 @@
 """grokreg's compiled kernels: the inputs-hidden-outputs network of Grokking Deep Learning, ch. 8.
 
-The kernels are in files by job, included below: ``_rows.pxi`` (the row primitives every layer
-is computed with), ``_example.pxi`` (one example), ``_epochs.pxi`` (an epoch, per example or in
-mini-batches) and ``_sparse.pxi`` (data sets as sparse rows); this file holds the declarations
-they share and the entry points. Layout follows scikit-learn's Cython modules:
-``cdef ... noexcept nogil`` functions work on one example (raw pointers into C-contiguous
-arrays), ``def`` functions loop them over a whole epoch or data set with the GIL released, and
-the public Python layer (``grokreg.network``) converts and validates user input before calling
-down. The ``def`` functions still check every shape and
-index they rely on, so calling them directly with bad arguments raises instead of crashing.
+Three layers, each with one job, as in scikit-learn's Cython modules. ``cdef ... noexcept
+nogil`` functions compute one row, one example, one tile or one step of a mini-batch, on raw
+pointers; two classes built with the GIL hold what they read: a ``Dataset`` (a data set's
+examples and labels, checked once when made) and a ``Workspace`` (one fit's network, options
+and scratch, checked against its Dataset in constant time, allocated once), whose
+``train_epoch`` runs an epoch with the GIL released; and the public Python layer
+(``grokreg.network``, ``grokreg.training``) converts and validates user input before building
+them. Called directly with inconsistent arrays, the classes and ``evaluate`` still raise.
+
+The files, by job, included below: ``_rows.pxi`` (row primitives, generated from
+``_rows.pxi.tp``), ``_example.pxi`` (one example: masks, ReLU, losses, deltas), ``_batch.pxi``
+(a mini-batch regrouped by input), ``_dense.pxi`` and ``_tiles.h`` (the dense layout's
+register tiles), ``_sparse.pxi`` (data sets as compressed sparse rows) and ``_fit.pxi``
+(the network, the data and a fit's scratch as structs, and the epochs step by step, per dtype,
+generated from ``_fit.pxi.tp``). This file holds what they share and the entry points.
 
 Conventions (the book's names): ``weights_1_2`` is (n_hidden, n_outputs) and ``weights_0_1`` is
-(n_inputs, width) with width >= n_hidden: its rows may be padded with zero columns, and
-``bias_1`` (width,) likewise. grokreg.network pads them to whole AVX2 vectors, so that a row
-is read in whole vectors, in one pass of registers (100 float32 units take 12.5 AVX2 vectors:
-a second pass over the same rows for the last half vector cost a third of the time); the
-padding's sums are zeros and are never read, and its updates add zeros (delta_1's padding is
-0). ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never updated, without
-biases: starting a sum from +0.0 changes nothing). Targets are one-hot rows built
-from integer labels. The update is ``w += alpha * (activation * delta)``, where for squared
-error ``delta = target - output`` (gradient descent on half the squared error, the book's
-convention) and for softmax cross-entropy ``delta = target - softmax(output)``.
+(n_inputs, width) with width >= n_hidden: its rows are padded with zero columns to whole
+vectors of the build, and ``bias_1`` (width,) likewise (``grokreg.network.padded_width``), so
+that a row is read in whole vectors, in one pass of registers (100 float32 units take 12.5 AVX2
+vectors: a second pass over the same rows for the last half vector cost a third of the time);
+the padding's sums are zeros and are never read, and its updates add zeros (delta_1's padding
+is 0). ``bias_1`` and ``bias_2`` are added to the layers' sums (zeros, never updated, without
+biases: starting a sum from +0.0 changes nothing). Targets are one-hot rows built from integer
+labels. The update is ``w += alpha * (activation * delta)``, where for squared error ``delta =
+target - output`` (gradient descent on half the squared error, the book's convention) and for
+softmax cross-entropy ``delta = target - softmax(output)``.
 
-Data sets are stored once in compressed sparse row form, ``sparse_rows(x)`` = (``data``,
-``indices``, ``indptr``) as scipy.sparse names them, and every pass reads only the non-zero
-inputs, contiguously (MNIST is ~19% ink). Skipping a zero input is exact while the weights are
-finite: ``x_k * w`` adds an exact zero. Hidden units that are zero (inactive or dropped) are
-likewise skipped in the second layer. Once training has diverged, NumPy's ``0 * inf`` is NaN;
-book mode then follows the book with rows that keep their zeros (``sparse_rows(x, True)``) and
-``dense`` set, which skips nothing.
+A Dataset holds its examples in one of two layouts, by the share of inputs that are non-zero.
+SPARSE: compressed sparse rows, ``sparse_rows(x)`` = (``data``, ``indices``, ``indptr``) as
+scipy.sparse names them, every pass reading only the non-zero inputs, contiguously (MNIST is
+~19% ink). DENSE: the examples as given (no copy), a mini-batch packed and computed in
+register tiles, as a matrix product is. Both give the same bits: every sum is taken in the
+same order, and skipping a zero input is exact while the weights are finite (``x_k * w`` adds
+an exact zero). Hidden units that are zero (inactive or dropped) are likewise skipped in the
+second layer. Once training has diverged, NumPy's ``0 * inf`` is NaN; book mode then follows
+the book with literal rows, sparse rows that keep their zeros, over which nothing is skipped.
 """
 from contextlib import nullcontext
 
@@ -41,6 +49,9 @@ from libc.math cimport exp, isfinite, log
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -75,13 +86,23 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* setup.py defines GROKREG_CPU_DISPATCH where it builds the wider kernels, having checked
+       that this compiler has __builtin_cpu_supports, which is also false where the operating
+       system does not save the wider registers */
     static int grokreg_cpu_has_avx2(void) {
     #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
-        /* setup.py defines GROKREG_CPU_DISPATCH where it builds the AVX2 kernels, having checked
-           that this compiler has __builtin_cpu_supports; it is also false where the operating
-           system does not save the AVX registers */
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") != 0;
+    #else
+        return 0;
+    #endif
+    }
+    static int grokreg_cpu_has_avx512(void) {
+    #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f")
+            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq");
     #else
         return 0;
     #endif
@@ -91,18 +112,31 @@ cdef extern from *:
     #else
     #define GROKREG_BUILT_FOR_AVX2 0
     #endif
+    #ifdef __AVX512F__
+    #define GROKREG_BUILT_FOR_AVX512 1
+    #else
+    #define GROKREG_BUILT_FOR_AVX512 0
+    #endif
     """
     int grokreg_cpu_has_avx2() noexcept nogil
+    int grokreg_cpu_has_avx512() noexcept nogil
     const int GROKREG_BUILT_FOR_AVX2
+    const int GROKREG_BUILT_FOR_AVX512
 
-# Which instructions this build was compiled for, and whether this CPU runs the AVX2 build
+# Which instructions this build was compiled for, and whether this CPU runs the wider builds
 # (grokreg._dispatch chooses with these).
 AVX2 = bool(GROKREG_BUILT_FOR_AVX2)
+AVX512 = bool(GROKREG_BUILT_FOR_AVX512)
 
 
 def cpu_has_avx2():
     """True where this CPU (and operating system) can run the AVX2 build of the kernels."""
     return bool(grokreg_cpu_has_avx2())
+
+
+def cpu_has_avx512():
+    """True where this CPU (and operating system) can run the AVX-512 build of the kernels."""
+    return bool(grokreg_cpu_has_avx512())
 
 
 cdef extern from *:
@@ -113,9 +147,20 @@ cdef extern from *:
         timespec_get(&t, TIME_UTC);
         return (double) t.tv_sec + 1e-9 * (double) t.tv_nsec;
     }
+    #ifdef GROKREG_TIMING
+    #define GROKREG_TIMED 1
+    #else
+    #define GROKREG_TIMED 0
+    #endif
     """
     # seconds, for bench/phases.py's breakdown of a mini-batch epoch (train_epoch's phases)
     double now "grokreg_now"() noexcept nogil
+    # whether this build times the phases (setup.py's GROKREG_TIMING): a constant, so that the
+    # shipped kernels carry no timing code at all
+    const bint TIMED "GROKREG_TIMED"
+
+#: whether train_epoch can time an epoch's phases (a bench build: GROKREG_TIMING=1)
+TIMING = bool(TIMED)
 
 #: the phases of a mini-batch epoch that train_epoch(phases=...) times, in its order
 PHASES = ("masks", "forward and deltas", "regrouping by input", "weights_1_2 update",
@@ -125,7 +170,7 @@ PHASES = ("masks", "forward and deltas", "regrouping by input", "weights_1_2 upd
 cdef inline void lap(double *phases, int phase, double *mark) noexcept nogil:
     """Add the time since mark to phases[phase] (when timing) and move mark on."""
     cdef double t
-    if phases != NULL:
+    if TIMED and phases != NULL:
         t = now()
         phases[phase] += t - mark[0]
         mark[0] = t
@@ -135,12 +180,12 @@ cdef inline void meet(double *waits, int member) noexcept nogil:
     """A barrier between two steps of a parallel block; when timing (waits not NULL), the
     seconds this thread spent waiting there are added to waits[member]."""
     cdef double arrived
-    if waits == NULL:
-        barrier()
-    else:
+    if TIMED and waits != NULL:
         arrived = now()
         barrier()
         waits[member] += now() - arrived
+    else:
+        barrier()
 
 
 cpdef enum Loss:
@@ -167,16 +212,18 @@ cdef struct Rules:
     bint book          # the book's arithmetic: ReLU derivative 1, its mask and batch loop
     bint train_bias
     int loss           # SQUARED_ERROR or SOFTMAX_CROSS_ENTROPY
-    bint dense         # skip no zero: 0 * inf must give NaN, as in NumPy (after a divergence)
+    bint literal       # skip no zero: 0 * inf must give NaN, as in NumPy (after a divergence)
     Dropout dropout
 
 
 # The kernels, by job; each file is included here, so that one module (per instruction-set
 # build: _kernels_avx2.pyx includes this file) holds them all.
 include "_rows.pxi"      # row primitives: z += x . W over listed rows, W[rows] += alpha * x v
-include "_example.pxi"   # one example: masks, ReLU, forward pass, losses and deltas
-include "_epochs.pxi"    # one epoch: per example, or in mini-batches
+include "_example.pxi"   # one example: masks, ReLU, losses and deltas
+include "_batch.pxi"     # a mini-batch regrouped: by input, runs of inputs, halves of the batch
+include "_dense.pxi"     # the dense layout: register tiles over a packed batch
 include "_sparse.pxi"    # data sets as compressed sparse rows
+include "_fit.pxi"       # the network, the data and a fit's scratch; the epochs, step by step
 
 #: the width of this build's vector registers, in bytes (16 SSE2, 32 AVX2, 64 AVX-512)
 VECTOR_WIDTH = VECTOR_BYTES
@@ -219,9 +266,29 @@ def aligned_copy(array, dtype=None):
     return copy
 
 
+
+
 # ---------------------------------------------------------------------------------------------
 # Python entry points (private: grokreg.network validates user input before calling these)
 # ---------------------------------------------------------------------------------------------
+
+#: where the DENSE layout takes over (Dataset's "auto"): the share of non-zero inputs from
+#: which its register tiles train a full-MNIST-sized mini-batch epoch faster than the sparse
+#: rows, per build (bench/density.py measures the crossover; the tiles gain most from wide
+#: vectors); per-example training reads either layout as sparse rows
+DENSE_FROM = 0.45 if VECTOR_BYTES >= 64 else 0.6 if VECTOR_BYTES >= 32 else 0.75
+
+cdef enum:
+    # evaluation's examples per thread at a time (a DENSE block is packed and summed in tiles)
+    EVALUATION_BLOCK = 64
+
+
+cdef inline void *address(object array) except? NULL:
+    """Where an array's data start (NULL for None or an empty array)."""
+    if array is None or array.size == 0:
+        return NULL
+    return cnp.PyArray_DATA(array)
+
 
 cdef bitgen_t *bitgen_of(object bit_generator) except NULL:
     capsule = getattr(bit_generator, "capsule", None)
@@ -240,24 +307,32 @@ cdef check_network(const floating[:, ::1] weights_0_1, const floating[::1] bias_
     if bias_1.shape[0] != weights_0_1.shape[1] or bias_2.shape[0] != weights_1_2.shape[1]:
         raise ValueError("bias_1 and bias_2 must have one entry per column of weights_0_1 "
                          "and per output")
+    if weights_0_1.shape[1] % (VECTOR_BYTES // sizeof(floating)):
+        raise ValueError(f"weights_0_1's rows must be whole vectors of this build's "
+                         f"{VECTOR_BYTES} bytes (padded: see grokreg.network.padded_width)")
     if loss != SQUARED_ERROR and loss != SOFTMAX_CROSS_ENTROPY:
         raise ValueError(f"unknown loss code {loss}")
 
 
-cdef check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t n_outputs):
-    cdef Py_ssize_t i
-    if labels.shape[0] != n:
-        raise ValueError(f"labels has {labels.shape[0]} entries for {n} examples")
-    for i in range(n):
-        if labels[i] < 0 or labels[i] >= n_outputs:
-            raise ValueError(f"labels[{i}] = {labels[i]} is outside 0..{n_outputs - 1}")
+def _parameters(weights_0_1, bias_1, weights_1_2, bias_2, int loss):
+    """The network's four arrays, checked: one floating dtype, consistent shapes; their dtype."""
+    arrays = [np.asarray(a) for a in (weights_0_1, bias_1, weights_1_2, bias_2)]
+    dtype = arrays[0].dtype
+    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
+        raise TypeError("weights_0_1, bias_1, weights_1_2 and bias_2 must all be float32 or "
+                        "all float64")
+    if dtype == np.float32:
+        check_network[float](arrays[0], arrays[1], arrays[2], arrays[3], loss)
+    else:
+        check_network[double](arrays[0], arrays[1], arrays[2], arrays[3], loss)
+    return dtype
 
 
 cdef check_rows(const index_int[::1] indices, const int64_t[::1] indptr, Py_ssize_t n_data,
-                Py_ssize_t n_inputs, bint ascending, int n_threads):
-    """The sparse rows must lie inside their arrays, and their columns inside the network;
-    with ascending, each row's columns must ascend too (as sparse_rows makes them: mini-batches
-    find a run of inputs in a row by counting those below it, see run_of_row)."""
+                Py_ssize_t n_inputs, int n_threads):
+    """Sparse rows must lie inside their arrays, their columns inside the network, and each
+    row's columns ascend (as sparse_rows makes them: mini-batches find a run of inputs in a row
+    by counting those below it, see run_of_row)."""
     cdef Py_ssize_t i, t, n = indptr.shape[0] - 1, n_entries = indices.shape[0]
     if n < 0 or indptr[0] != 0 or indptr[n] != n_entries or n_data != n_entries:
         raise ValueError("data, indices and indptr do not describe sparse rows: use sparse_rows(x)")
@@ -268,21 +343,15 @@ cdef check_rows(const index_int[::1] indices, const int64_t[::1] indptr, Py_ssiz
     # ascend when every such place is the start of a row
     cdef Py_ssize_t outside = 0, descents = 0, descents_at_starts = 0
     with nogil:
-        # counts over the whole array, with no early exit, so that the loop vectorises, shared
-        # among threads (it is run on every call: a full data set's rows for every epoch and
-        # every evaluation; MNIST's columns are 19 MB, read from memory)
-        if not ascending:
-            for t in prange(n_entries, num_threads=n_threads, schedule="static"):
-                outside += (indices[t] < 0) | (indices[t] >= n_inputs)
-        else:  # in the same pass
-            if n_entries > 0:
-                outside = (indices[0] < 0) | (indices[0] >= n_inputs)
-            for t in prange(1, n_entries, num_threads=n_threads, schedule="static"):
-                outside += (indices[t] < 0) | (indices[t] >= n_inputs)
-                descents += indices[t] < indices[t - 1]
-            for i in range(1, n):
-                if 0 < indptr[i] < indptr[i + 1]:
-                    descents_at_starts += indices[indptr[i]] < indices[indptr[i] - 1]
+        # counts over the whole array, with no early exit, so that the loop vectorises
+        if n_entries > 0:
+            outside = (indices[0] < 0) | (indices[0] >= n_inputs)
+        for t in prange(1, n_entries, num_threads=n_threads, schedule="static"):
+            outside += (indices[t] < 0) | (indices[t] >= n_inputs)
+            descents += indices[t] < indices[t - 1]
+        for i in range(1, n):
+            if 0 < indptr[i] < indptr[i + 1]:
+                descents_at_starts += indices[indptr[i]] < indices[indptr[i] - 1]
     if outside:
         for t in range(n_entries):
             if indices[t] < 0 or indices[t] >= n_inputs:
@@ -309,214 +378,454 @@ cdef ByInput by_input_of(int64_t[:, ::1] counts, int64_t[:, ::1] starts,
     return view
 
 
-def train_epoch(const floating[::1] data not None, const index_int[::1] indices not None,
-                const int64_t[::1] indptr not None, const int64_t[::1] labels not None,
-                const int64_t[::1] order not None, floating[:, ::1] weights_0_1 not None,
-                floating[::1] bias_1 not None, floating[:, ::1] weights_1_2 not None,
-                floating[::1] bias_2 not None, double alpha, Py_ssize_t batch_size, bint book,
-                double keep, object bit_generator, int loss=SQUARED_ERROR,
-                bint train_bias=False, bint dense=False, int n_threads=1,
-                double[::1] phases=None, double[::1] waits=None):
-    """Train one epoch in place; returns (summed loss, n_correct, n_seen, finite).
+LAYOUTS = ("sparse", "dense")
 
-    (data, indices, indptr) is sparse_rows(x). order lists the example indices in training
-    order. keep < 1 turns dropout on and needs bit_generator: book mode requires keep == 0.5 and
-    draws the book's mask (an MT19937 stream continues numpy's legacy np.random.randint(2)
-    exactly); otherwise inverted dropout. finite is False when the loss or any parameter
-    stopped being finite (divergence). dense (with rows from sparse_rows(x, keep_zeros=True))
-    skips no zero anywhere and runs the book's batch loop literally: NumPy's arithmetic for
-    inf and NaN, for reproducing the book after a divergence. n_threads share out the work of
-    each mini-batch (see batch_epoch: the result does not depend on it); per-example training
-    is sequential by nature and runs in one thread. phases (len(PHASES) seconds, mini-batches
-    only) accumulates the time of each phase of the epoch (as thread 0 sees it), and waits
-    (n_threads seconds) each thread's time spent waiting for the others at the barriers
-    between a batch's steps, for bench/phases.py.
+
+def _labels(labels, Py_ssize_t n):
+    """Labels as int64 (n,), checked non-negative; and the number of classes they need."""
+    if labels is None:
+        return None, 0
+    labels = np.asarray(labels)
+    if labels.dtype != np.int64 or labels.ndim != 1 or not labels.flags.c_contiguous:
+        raise TypeError("labels must be a C-contiguous int64 array")
+    if labels.shape[0] != n:
+        raise ValueError(f"labels has {labels.shape[0]} entries for {n} examples")
+    if n and labels.min() < 0:
+        i = int(np.argmax(labels < 0))
+        raise ValueError(f"labels[{i}] = {labels[i]} is negative")
+    return labels, (int(labels.max()) + 1 if n else 0)
+
+
+cdef class Dataset:
+    """A data set as the kernels read it, checked once: its examples in one of two layouts,
+    and their labels (or none).
+
+    SPARSE: compressed sparse rows (``sparse_rows``), only the non-zero inputs stored and
+    read. DENSE: the examples as given, every input read, in register tiles (``_tiles.h``).
+    Both compute the same bits; which is faster depends on the share of non-zero inputs
+    (``density``). ``Dataset(x, labels, dtype=..., layout="auto")`` measures it and chooses
+    (``DENSE_FROM``); "sparse" or "dense" forces a layout (tests, bench/density.py).
+
+    x is (n, n_inputs), C-contiguous: floating point of the dtype (kept as it is, not
+    copied, in the DENSE layout), or uint8 pixels standing for ``values[pixel]`` (default:
+    pixel / 255, the book's scaling, computed in the dtype). literal (book mode after a
+    divergence) keeps every zero as an entry of SPARSE rows: NumPy's arithmetic for inf and NaN.
+    ``Dataset.from_rows`` takes sparse rows made elsewhere and checks every entry.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, width = weights_0_1.shape[1]
-    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = weights_1_2.shape[1]
-    cdef Py_ssize_t t, n_correct = 0, n_seen = order.shape[0], rows
-    cdef double error
-    cdef bint finite
-    cdef Rules rules
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    check_network(weights_0_1, bias_1, weights_1_2, bias_2, loss)
-    check_rows(indices, indptr, data.shape[0], weights_0_1.shape[0],
-               batch_size > 1 and not dense, n_threads)
-    check_labels(labels, n, n_outputs)
-    for t in range(order.shape[0]):
-        if order[t] < 0 or order[t] >= n:
-            raise ValueError(f"order[{t}] = {order[t]} is outside 0..{n - 1}")
-    if not (0 < keep <= 1):
-        raise ValueError(f"keep must be in (0, 1], got {keep}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not isfinite(alpha):
-        raise ValueError(f"alpha must be finite, got {alpha}")
-    if book and (loss != SQUARED_ERROR or train_bias):
-        raise ValueError("the book's network has squared error and no biases")
-    if phases is not None and phases.shape[0] != len(PHASES):
-        raise ValueError(f"phases must have {len(PHASES)} entries, one per phase in PHASES")
-    cdef double *phase_seconds = &phases[0] if phases is not None else NULL
-    if waits is not None and waits.shape[0] != n_threads:
-        raise ValueError(f"waits must have n_threads = {n_threads} entries, got {waits.shape[0]}")
-    cdef double *wait_seconds = &waits[0] if waits is not None else NULL
-    rules.book = book
-    rules.train_bias = train_bias
-    rules.loss = loss
-    rules.dense = dense
-    rules.dropout.active = keep < 1
-    rules.dropout.book = book
-    rules.dropout.keep = keep
-    rules.dropout.rng = NULL
-    if rules.dropout.active:
-        if book and keep != 0.5:
-            raise ValueError("the book's dropout keeps half the units (keep = 0.5)")
-        rules.dropout.rng = bitgen_of(bit_generator)
-        lock = bit_generator.lock
-    else:
-        lock = nullcontext()
+    cdef readonly str layout
+    cdef readonly Py_ssize_t n, n_inputs
+    cdef readonly double density
+    cdef readonly object dtype
+    cdef readonly bint literal
+    cdef readonly object labels
+    #: the number of classes the labels need (their largest + 1; 0 without labels)
+    cdef readonly Py_ssize_t n_classes
+    #: the longest row's entries (SPARSE; n_inputs for DENSE)
+    cdef readonly Py_ssize_t longest_row
+    cdef dict arrays
+    cdef Rows32 rows32
+    cdef Rows64 rows64
 
-    dtype = np.float32 if floating is float else np.float64
-    rows = min(batch_size, max(n_seen, 1))
-    # rows as wide as weights_0_1's where they meet it, read and written in whole vectors:
-    # aligned as its rows are; delta_1's padding stays 0, so that the padding of weights_0_1
-    # stays 0 too
-    cdef floating[:, ::1] h = aligned_empty((rows, width), dtype)
-    cdef floating[:, ::1] gate = np.empty((rows, n_hidden), dtype=dtype)
-    cdef floating[:, ::1] delta_1 = aligned_zeros((rows, width), dtype)
-    cdef floating[:, ::1] drift = np.empty((rows, n_hidden), dtype=dtype)
-    cdef floating[:, ::1] delta_2 = np.empty((rows, n_outputs), dtype=dtype)
-    cdef floating[:, ::1] grad_1_2 = np.empty((n_hidden, n_outputs), dtype=dtype)
-    # the second layer's sums over each half of a mini-batch (see BATCH_HALVES)
-    cdef floating[:, ::1] half_grads = np.empty((BATCH_HALVES * n_hidden, n_outputs), dtype=dtype)
-    cdef floating[:, ::1] mask = np.empty((rows, n_hidden), dtype=dtype)
-    cdef double[::1] example_error = np.empty(rows, dtype=np.float64)
-    cdef Py_ssize_t[::1] example_hit = np.empty(rows, dtype=np.intp)
-    literal = book and dense and batch_size > 1  # the book's batch loop, which needs sums_0_1
-    cdef floating[:, ::1] sums_0_1 = aligned_empty(
-        (weights_0_1.shape[0] if literal else 1, width), dtype)
-    # a mini-batch's first-layer sums over each run of inputs (see INPUT_RUNS)
-    cdef floating[:, ::1] run_sums = aligned_empty(
-        (INPUT_RUNS * rows if batch_size > 1 and not dense else 1, width), dtype)
-    # a mini-batch in one part per thread (batch_epoch's threads index their scratch by
-    # their number, and OpenMP gives at most n_threads), and regrouped by input (ByInput) for
-    # each layer's update: room for its largest possible size
-    by_columns = batch_size > 1 and not dense
-    cdef Py_ssize_t batch_entries = 1, n_parts = n_threads if batch_size > 1 else 1
-    if by_columns:
-        batch_entries = max(1, rows * int(np.max(np.diff(indptr)) if n > 0 else 0))
-    cdef Py_ssize_t n_inputs = weights_0_1.shape[0]
-    cdef int64_t[:, ::1] input_counts = np.empty((n_parts, n_inputs), dtype=np.int64)
-    cdef int64_t[:, ::1] input_starts = np.empty((n_parts, n_inputs + 1), dtype=np.int64)
-    cdef int64_t[:, ::1] input_fill = np.empty((n_parts, n_inputs), dtype=np.int64)
-    cdef floating[:, ::1] input_entries = np.empty((batch_entries, 2), dtype=dtype)
-    cdef int64_t[:, ::1] unit_counts = np.empty((BATCH_HALVES, n_hidden), dtype=np.int64)
-    cdef int64_t[:, ::1] unit_starts = np.empty((BATCH_HALVES, n_hidden + 1), dtype=np.int64)
-    cdef int64_t[:, ::1] unit_fill = np.empty((BATCH_HALVES, n_hidden), dtype=np.int64)
-    cdef floating[:, ::1] unit_entries = np.empty((rows * n_hidden if by_columns else 1, 2),
-                                                  dtype=dtype)
-    cdef ByInput by_input = by_input_of(input_counts, input_starts, input_fill)
-    cdef ByInput by_unit = by_input_of(unit_counts, unit_starts, unit_fill)
-    # a batch's sparse rows gathered into one stretch (see batch_epoch, copy_rows)
-    cdef floating[::1] batch_data = np.empty(batch_entries, dtype=dtype)
-    cdef index_int[::1] batch_indices = np.empty(batch_entries, dtype=np.asarray(indices).dtype)
-    cdef int64_t[::1] batch_indptr = np.empty(rows + 1, dtype=np.int64)
-    # each example's active hidden units as a sparse row: active_values[b] and
-    # active_units[b] up to active_end[b] (positions: the batch's rows in order)
-    cdef int64_t[::1] active_begin = np.arange(rows, dtype=np.int64) * n_hidden
-    cdef int64_t[::1] active_end = np.empty(rows, dtype=np.int64)
-    cdef int64_t[::1] positions = np.arange(rows, dtype=np.int64)
-    cdef floating[:, ::1] active_values = np.empty((rows, n_hidden), dtype=dtype)
-    cdef int32_t[:, ::1] active_units = np.empty((rows, n_hidden), dtype=np.int32)
-    # weights_1_2.T (see hidden_delta), and the outputs' indices to address its rows
-    # (one per thread in mini-batches)
-    cdef floating[:, ::1] transposed = aligned_empty((n_parts * n_outputs, n_hidden), dtype)
-    cdef int32_t[::1] output_units = np.arange(n_outputs, dtype=np.int32)
-    # base pointers; with no non-zero input at all, every row is empty and neither is read
-    cdef const floating *values = &data[0] if data.shape[0] else NULL
-    cdef const index_int *columns = &indices[0] if indices.shape[0] else NULL
-
-    with lock, nogil:
-        if n_seen == 0:
-            error = 0
-        elif batch_size == 1:
-            error = sgd_epoch(values, columns, &indptr[0], labels, order, weights_0_1, bias_1,
-                              weights_1_2, bias_2, <floating> alpha, &rules, h, gate,
-                              active_values, active_units, delta_2, delta_1, mask, transposed,
-                              output_units, &n_correct)
+    def __init__(self, x, labels=None, *, dtype=None, layout="auto", bint literal=False,
+                 values=None, int n_threads=1):
+        if n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        if layout not in ("auto",) + LAYOUTS:
+            raise ValueError(f"layout must be 'auto', 'sparse' or 'dense', got {layout!r}")
+        if literal and layout == "dense":
+            raise ValueError("literal rows keep their zeros as sparse rows: layout 'sparse'")
+        x = np.asarray(x)
+        if x.ndim != 2 or not x.flags.c_contiguous:
+            raise ValueError(f"x must be a C-contiguous 2-D array, got shape {x.shape}")
+        pixels = x.dtype == np.uint8
+        if not pixels and x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"x must be uint8 pixels or float32 or float64, got {x.dtype}")
+        # pixels stand for float64 numbers unless told otherwise
+        self.dtype = np.dtype(dtype if dtype is not None else
+                              np.float64 if pixels else x.dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        if not pixels and x.dtype != self.dtype:
+            raise TypeError(f"x must be uint8 pixels or {self.dtype}, got {x.dtype}")
+        if pixels:
+            values = (np.divide(np.arange(256, dtype=np.uint8), 255, dtype=self.dtype)
+                      if values is None else np.ascontiguousarray(values))
+            if values.dtype != self.dtype or values.shape != (256,):
+                raise ValueError(f"values must be 256 {self.dtype} numbers, one per pixel value")
+        elif values is not None:
+            raise ValueError("values go with uint8 pixels")
+        self.n, self.n_inputs = x.shape
+        self.literal = literal
+        self.labels, self.n_classes = _labels(labels, self.n)
+        counts = (pixel_counts(x, values, literal, n_threads) if pixels
+                  else row_counts(x, literal, n_threads))
+        entries = int(counts.sum())
+        self.density = entries / x.size if x.size else 0.0
+        if layout == "auto":
+            layout = "dense" if self.density >= DENSE_FROM and not literal else "sparse"
+        self.layout = layout
+        arrays = {"labels": self.labels}
+        kept = np.empty(256, dtype=np.uint8)
+        zero_pixel_only = False
+        if pixels:
+            zero_pixel_only = bool(np.array_equal(values != 0, np.arange(256) != 0))
+            kept[...] = values != 0
+        if layout == "dense":
+            arrays.update(pixels=x, table=values, kept=kept) if pixels else arrays.update(dense=x)
+            self.longest_row = self.n_inputs
         else:
-            error = batch_epoch(values, columns, &indptr[0], labels, order, weights_0_1,
-                                bias_1, weights_1_2, bias_2, <floating> alpha, batch_size,
-                                &rules, h, gate, active_values, active_units, delta_2,
-                                delta_1, grad_1_2, half_grads, drift, sums_0_1, run_sums, mask,
-                                example_error, example_hit, active_begin, active_end, positions,
-                                &by_input, &input_entries[0, 0], &by_unit,
-                                &unit_entries[0, 0], transposed, output_units,
-                                &batch_data[0], &batch_indices[0], &batch_indptr[0], n_threads,
-                                &n_correct, &n_seen, phase_seconds, wait_seconds)
-        finite = (isfinite(error)
-                  and all_finite(&weights_0_1[0, 0], weights_0_1.shape[0] * width)
-                  and all_finite(&weights_1_2[0, 0], n_hidden * n_outputs)
-                  and all_finite(&bias_1[0], width) and all_finite(&bias_2[0], n_outputs))
-    return error, n_correct, n_seen, finite
+            data, indices, indptr = (sparse_pixels(x, values, literal, n_threads, counts)
+                                     if pixels else sparse_rows(x, literal, n_threads, counts))
+            arrays.update(data=data, indptr=indptr)
+            arrays["columns16" if indices.dtype == np.uint16 else "columns32"] = indices
+            self.longest_row = int(counts.max()) if self.n else 0
+        self._bind(arrays, zero_pixel_only)
+
+    @classmethod
+    def from_rows(cls, data, indices, indptr, Py_ssize_t n_inputs, labels=None, *,
+                  bint literal=False, int n_threads=1):
+        """A SPARSE Dataset over sparse rows made elsewhere (data, indices, indptr as
+        sparse_rows returns them), every entry checked."""
+        cdef Dataset self = cls.__new__(cls)
+        data, indptr = np.asarray(data), np.asarray(indptr)
+        indices = np.asarray(indices)
+        if data.dtype not in (np.float32, np.float64) or data.ndim != 1:
+            raise TypeError("data must be a 1-D float32 or float64 array")
+        if indices.dtype not in (np.uint16, np.int32) or indices.ndim != 1:
+            raise TypeError("indices must be a 1-D uint16 or int32 array")
+        if indptr.dtype != np.int64 or indptr.ndim != 1 or indptr.shape[0] < 1:
+            raise TypeError("indptr must be a 1-D int64 array of at least one entry")
+        if n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        if n_inputs < 1:
+            raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+        data, indices, indptr = (np.ascontiguousarray(a) for a in (data, indices, indptr))
+        if indices.dtype == np.uint16:
+            check_rows[uint16_t](indices, indptr, data.shape[0], n_inputs, n_threads)
+        else:
+            check_rows[int32_t](indices, indptr, data.shape[0], n_inputs, n_threads)
+        self.dtype, self.layout, self.literal = data.dtype, "sparse", literal
+        self.n, self.n_inputs = indptr.shape[0] - 1, n_inputs
+        self.labels, self.n_classes = _labels(labels, self.n)
+        self.density = data.shape[0] / (self.n * n_inputs) if self.n else 0.0
+        self.longest_row = int(np.diff(indptr).max()) if self.n else 0
+        arrays = {"labels": self.labels, "data": data, "indptr": indptr,
+                  ("columns16" if indices.dtype == np.uint16 else "columns32"): indices}
+        self._bind(arrays, False)
+        return self
+
+    def _bind(self, dict arrays, bint zero_pixel_only):
+        self.arrays = arrays
+        layout = DENSE if self.layout == "dense" else SPARSE
+        if self.dtype == np.float32:
+            bind_rows_32(&self.rows32, layout, self.n, self.n_inputs, arrays, zero_pixel_only)
+        else:
+            bind_rows_64(&self.rows64, layout, self.n, self.n_inputs, arrays, zero_pixel_only)
+
+    def __repr__(self):
+        return (f"Dataset({self.n} x {self.n_inputs}, {self.dtype.name}, {self.layout}, "
+                f"density {self.density:.3f})")
+
+    def stored(self):
+        """What the kernels read: (data, indices, indptr) of SPARSE rows, or the DENSE rows
+        (floating point, or pixels) as given."""
+        if self.layout == "dense":
+            return self.arrays.get("dense", self.arrays.get("pixels"))
+        columns = self.arrays.get("columns16", self.arrays.get("columns32"))
+        return self.arrays["data"], columns, self.arrays["indptr"]
 
 
-def evaluate(const floating[::1] data not None, const index_int[::1] indices not None,
-             const int64_t[::1] indptr not None, const int64_t[::1] labels,
-             const floating[:, ::1] weights_0_1 not None, const floating[::1] bias_1 not None,
-             const floating[:, ::1] weights_1_2 not None, const floating[::1] bias_2 not None,
-             int loss=SQUARED_ERROR, int64_t[::1] predictions=None,
-             floating[:, ::1] outputs=None, bint dense=False, int n_threads=1):
-    """Forward pass without dropout over the sparse rows (data, indices, indptr).
+cdef class Workspace:
+    """One fit's scratch and settings, built once, for training its Dataset epoch by epoch.
 
-    Returns (summed loss, n_correct) against labels (both 0 when labels is None); writes each
-    example's predicted class into predictions and its output layer into outputs when given.
-    dense: skip no zero (see train_epoch). n_threads share out the examples; the losses are
-    added up in example order, so the result does not depend on it.
+    ``Workspace(data, weights_0_1, bias_1, weights_1_2, bias_2, batch_size=..., ...)``
+    checks the network against the data (shapes, classes, the options) in constant time
+    (the Dataset was checked when made), allocates every buffer an epoch needs, and
+    ``train_epoch(order)`` then trains one epoch in place, allocating nothing. ``alpha`` may
+    change between epochs. The arrays are the network's own: the Workspace keeps references,
+    and they must not be reallocated while it is used.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, i, thread
-    cdef Py_ssize_t n_hidden = weights_1_2.shape[0], n_outputs = weights_1_2.shape[1]
-    cdef Py_ssize_t n_correct = 0
+    cdef Fit32 fit32
+    cdef Fit64 fit64
+    cdef bint wide
+    cdef dict scratch
+    cdef readonly Dataset data
+    cdef readonly object parameters
+    cdef object bit_generator
+    cdef readonly Py_ssize_t batch_size
+
+    def __init__(self, Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2, *,
+                 double alpha=0.001, Py_ssize_t batch_size=1, bint book=False,
+                 double keep=1.0, object bit_generator=None, int loss=SQUARED_ERROR,
+                 bint train_bias=False, int n_threads=1):
+        cdef Rules rules
+        if n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        dtype = _parameters(weights_0_1, bias_1, weights_1_2, bias_2, loss)
+        if dtype != data.dtype:
+            raise TypeError(f"the network is {dtype}, the data {data.dtype}")
+        n_inputs, width = weights_0_1.shape
+        n_hidden, n_outputs = weights_1_2.shape
+        if data.n_inputs != n_inputs:
+            raise ValueError(f"the data have {data.n_inputs} inputs, the network {n_inputs}")
+        if data.labels is None:
+            raise ValueError("training needs labels")
+        if data.n_classes > n_outputs:
+            raise ValueError(f"labels go up to {data.n_classes - 1}, outside the network's "
+                             f"{n_outputs} outputs")
+        if not (0 < keep <= 1):
+            raise ValueError(f"keep must be in (0, 1], got {keep}")
+        if batch_size < 1 or batch_size > max(data.n, 1):
+            raise ValueError(f"batch_size must be in 1..{max(data.n, 1)} (the examples), got "
+                             f"{batch_size}")
+        if book and (loss != SQUARED_ERROR or train_bias):
+            raise ValueError("the book's network has squared error and no biases")
+        rules.book, rules.train_bias, rules.loss, rules.literal = book, train_bias, loss, data.literal
+        rules.dropout.active = keep < 1
+        rules.dropout.book = book
+        rules.dropout.keep = keep
+        rules.dropout.rng = NULL
+        if rules.dropout.active:
+            if book and keep != 0.5:
+                raise ValueError("the book's dropout keeps half the units (keep = 0.5)")
+            rules.dropout.rng = bitgen_of(bit_generator)
+        self.data, self.bit_generator, self.batch_size = data, bit_generator, batch_size
+        self.parameters = (weights_0_1, bias_1, weights_1_2, bias_2)
+        self.wide = dtype == np.float64
+        self.scratch = self._allocate(dtype, n_inputs, width, n_hidden, n_outputs, batch_size,
+                                      n_threads, book)
+        if self.wide:
+            bind_net_64(&self.fit64.net, weights_0_1, bias_1, weights_1_2, bias_2)
+            self.fit64.rows = data.rows64
+            self.fit64.rules = rules
+            self.fit64.batch_size, self.fit64.capacity = batch_size, batch_size
+            self.fit64.n_threads = n_threads
+            bind_fit_64(&self.fit64, self.scratch)
+        else:
+            bind_net_32(&self.fit32.net, weights_0_1, bias_1, weights_1_2, bias_2)
+            self.fit32.rows = data.rows32
+            self.fit32.rules = rules
+            self.fit32.batch_size, self.fit32.capacity = batch_size, batch_size
+            self.fit32.n_threads = n_threads
+            bind_fit_32(&self.fit32, self.scratch)
+        self.alpha = alpha
+
+    def _allocate(self, dtype, n_inputs, width, n_hidden, n_outputs, capacity, n_threads,
+                  book):
+        """Every buffer an epoch reads or writes besides the network and the data, by name
+        (those a fit does not use hold one element)."""
+        batches, dense = capacity > 1, self.data.layout == "dense"
+        literal = self.data.literal
+        n_parts = n_threads if batches else 1
+        by_columns = batches and not literal
+        # a gathered batch's sparse rows, and the batch regrouped by input: room for its
+        # largest possible size
+        entries = capacity * self.data.longest_row if by_columns and not dense else 1
+        columns = self.data.arrays.get("columns16", self.data.arrays.get("columns32"))
+        # rows as wide as weights_0_1's where they meet it, read and written in whole vectors:
+        # aligned as its rows are; delta_1's padding stays 0, so that the padding of
+        # weights_0_1 stays 0 too
+        return dict(
+            batches=np.zeros(n_parts * (sizeof(Batch64) if self.wide else sizeof(Batch32)),
+                             dtype=np.uint8),
+            h=aligned_empty((capacity, width), dtype),
+            gate=np.empty((capacity, n_hidden), dtype),
+            mask=np.empty((capacity, n_hidden), dtype),
+            drift=np.empty((capacity, n_hidden) if book and batches else 1, dtype),
+            delta_1=aligned_zeros((capacity, width), dtype),
+            delta_2=np.empty((capacity, n_outputs), dtype),
+            active_values=np.empty((capacity, n_hidden), dtype),
+            active_units=np.empty((capacity, n_hidden), np.int32),
+            active_begin=np.arange(capacity, dtype=np.int64) * n_hidden,
+            active_end=np.empty(capacity, np.int64),
+            positions=np.arange(capacity, dtype=np.int64),
+            example_error=np.empty(capacity, np.float64),
+            example_hit=np.empty(capacity, np.intp),
+            grad_1_2=np.empty((n_hidden, n_outputs), dtype),
+            half_grads=np.empty((BATCH_HALVES * n_hidden, n_outputs), dtype),
+            transposed=aligned_empty((n_parts * n_outputs, n_hidden), dtype),
+            output_units=np.arange(n_outputs, dtype=np.int32),
+            run_sums=aligned_empty((INPUT_RUNS * capacity if by_columns else 1, width), dtype),
+            sums_0_1=aligned_empty((n_inputs if literal and book and batches else 1, width),
+                                   dtype),
+            input_counts=np.empty((n_parts, n_inputs), np.int64),
+            input_starts=np.empty((n_parts, n_inputs + 1), np.int64),
+            input_fill=np.empty((n_parts, n_inputs), np.int64),
+            input_entries=np.empty((entries, 2), dtype),
+            unit_counts=np.empty((BATCH_HALVES, n_hidden), np.int64),
+            unit_starts=np.empty((BATCH_HALVES, n_hidden + 1), np.int64),
+            unit_fill=np.empty((BATCH_HALVES, n_hidden), np.int64),
+            unit_entries=np.empty((capacity * n_hidden if by_columns else 1, 2), dtype),
+            batch_data=np.empty(entries, dtype),
+            **{("batch_columns16" if columns is not None and columns.dtype == np.uint16
+                else "batch_columns32"):
+               np.empty(entries, columns.dtype if columns is not None else np.int32)},
+            batch_indptr=np.empty(capacity + 1, np.int64),
+            packed=np.empty((n_inputs, capacity) if dense and by_columns else 1, dtype),
+            listed=np.empty((n_parts, n_inputs) if dense else 1, np.int32),
+            row_data=np.empty(n_inputs + 1 if dense and not batches else 1, dtype),
+            row_columns=np.empty(n_inputs + 1 if dense and not batches else 1, np.int32),
+        )
+
+    @property
+    def alpha(self):
+        """The learning rate of the next epoch."""
+        return self.fit64.alpha if self.wide else self.fit32.alpha
+
+    @alpha.setter
+    def alpha(self, double value):
+        if not isfinite(value):
+            raise ValueError(f"alpha must be finite, got {value}")
+        if self.wide:
+            self.fit64.alpha = value
+        else:
+            self.fit32.alpha = <float> value
+
+    def train_epoch(self, order, phases=None, waits=None):
+        """Train one epoch in place, the examples in order (int64 indices); returns (summed
+        loss, n_correct, n_seen, finite).
+
+        finite is False when the loss or any parameter stopped being finite (divergence).
+        Book mode drops a last partial batch (n_seen counts those trained). In a timing build
+        (TIMING), phases (len(PHASES) seconds) accumulates the time of each phase of a
+        mini-batch epoch as thread 0 sees it, and waits (n_threads seconds) each thread's time
+        spent at the barriers between a batch's steps, for bench/phases.py.
+        """
+        cdef int64_t[::1] examples = np.ascontiguousarray(order, dtype=np.int64)
+        cdef Py_ssize_t t, n = self.data.n, n_threads, n_correct = 0, n_seen = 0
+        cdef double error = 0
+        cdef double[::1] phase_seconds, wait_seconds
+        for t in range(examples.shape[0]):
+            if examples[t] < 0 or examples[t] >= n:
+                raise ValueError(f"order[{t}] = {examples[t]} is outside 0..{n - 1}")
+        n_threads = self.fit64.n_threads if self.wide else self.fit32.n_threads
+        if (phases is not None or waits is not None) and not TIMED:
+            raise ValueError("phases and waits need a timing build of the kernels "
+                             "(GROKREG_TIMING=1 pip install ..., see setup.py)")
+        if phases is not None:
+            phase_seconds = phases
+            if phase_seconds.shape[0] != len(PHASES):
+                raise ValueError(f"phases must have {len(PHASES)} entries, one per phase in "
+                                 f"PHASES")
+        if waits is not None:
+            wait_seconds = waits
+            if wait_seconds.shape[0] != n_threads:
+                raise ValueError(f"waits must have n_threads = {n_threads} entries, got "
+                                 f"{wait_seconds.shape[0]}")
+        active = (self.fit64.rules.dropout.active if self.wide
+                  else self.fit32.rules.dropout.active)
+        lock = self.bit_generator.lock if active else nullcontext()
+        with lock:
+            if self.wide:
+                error = self._run64(examples, phases, waits)
+                n_correct, n_seen = self.fit64.n_correct, self.fit64.n_seen
+            else:
+                error = self._run32(examples, phases, waits)
+                n_correct, n_seen = self.fit32.n_correct, self.fit32.n_seen
+        weights_0_1, bias_1, weights_1_2, bias_2 = self.parameters
+        finite = (isfinite(error) and np.isfinite(weights_0_1).all()
+                  and np.isfinite(weights_1_2).all() and np.isfinite(bias_1).all()
+                  and np.isfinite(bias_2).all())
+        return error, n_correct, n_seen, bool(finite)
+
+    def _run32(self, int64_t[::1] examples, phases, waits):
+        cdef Fit32 *fit = &self.fit32
+        cdef double error
+        cdef double[::1] seconds
+        fit.order = &examples[0] if examples.shape[0] else NULL
+        fit.n_order = examples.shape[0]
+        fit.phases = fit.waits = NULL
+        if phases is not None:
+            seconds = phases
+            fit.phases = &seconds[0]
+        if waits is not None:
+            seconds = waits
+            fit.waits = &seconds[0]
+        with nogil:
+            error = train_epoch_32(fit)
+        fit.phases = fit.waits = NULL
+        return error
+
+    def _run64(self, int64_t[::1] examples, phases, waits):
+        cdef Fit64 *fit = &self.fit64
+        cdef double error
+        cdef double[::1] seconds
+        fit.order = &examples[0] if examples.shape[0] else NULL
+        fit.n_order = examples.shape[0]
+        fit.phases = fit.waits = NULL
+        if phases is not None:
+            seconds = phases
+            fit.phases = &seconds[0]
+        if waits is not None:
+            seconds = waits
+            fit.waits = &seconds[0]
+        with nogil:
+            error = train_epoch_64(fit)
+        fit.phases = fit.waits = NULL
+        return error
+
+
+
+def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
+             int loss=SQUARED_ERROR, predictions=None, outputs=None, bint literal=False,
+             int n_threads=1):
+    """Forward pass without dropout over data's examples.
+
+    Returns (summed loss, n_correct) against data's labels (both 0 without labels); writes
+    each example's predicted class into predictions (int64) and its output layer into
+    outputs when given. literal: the book's ReLU, nothing skipped (book mode after a
+    divergence, over literal rows). n_threads share out the examples; the losses are added
+    up in example order, so the result does not depend on it.
+    """
+    cdef Net32 net32
+    cdef Net64 net64
+    cdef Py_ssize_t i, n = data.n, n_correct = 0
     cdef double error = 0
-    cdef bint has_labels = labels is not None
-    cdef bint has_predictions = predictions is not None, has_outputs = outputs is not None
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    check_network(weights_0_1, bias_1, weights_1_2, bias_2, loss)
-    check_rows(indices, indptr, data.shape[0], weights_0_1.shape[0], False, n_threads)
-    if has_labels:
-        check_labels(labels, n, n_outputs)
-    if has_predictions and predictions.shape[0] != n:
-        raise ValueError(f"predictions has {predictions.shape[0]} entries for {n} examples")
-    if has_outputs and (outputs.shape[0] != n or outputs.shape[1] != n_outputs):
-        raise ValueError(f"outputs must have shape ({n}, {n_outputs})")
-    dtype = np.float32 if floating is float else np.float64
-    # one scratch row per thread; one loss and hit per example, added up in order below
-    cdef floating[:, ::1] h = aligned_empty((n_threads, weights_0_1.shape[1]), dtype)
-    cdef floating[:, ::1] gate = np.empty((n_threads, n_hidden), dtype=dtype)
-    cdef floating[:, ::1] out = np.empty((n_threads, n_outputs), dtype=dtype)
-    cdef floating[:, ::1] active_values = np.empty((n_threads, n_hidden), dtype=dtype)
-    cdef int32_t[:, ::1] active_units = np.empty((n_threads, n_hidden), dtype=np.int32)
-    cdef double[::1] example_error = np.zeros(n if has_labels else 0, dtype=np.float64)
-    cdef Py_ssize_t[::1] example_hit = np.zeros(n if has_labels else 0, dtype=np.intp)
-    cdef floating *row_out
-    cdef const floating *values = &data[0] if data.shape[0] else NULL
-    cdef const index_int *columns = &indices[0] if indices.shape[0] else NULL
-    thread = 0  # set by each thread; initialised for the compiler's sake
-    with nogil, parallel(num_threads=n_threads):
-        thread = threadid()
-        for i in prange(n, schedule="static"):
-            row_out = &outputs[i, 0] if has_outputs else &out[thread, 0]
-            # dense evaluation serves the book after a divergence: its relu, (z >= 0) * z
-            forward_example(values, columns, &indptr[0], i, weights_0_1, bias_1, weights_1_2,
-                            bias_2, &h[thread, 0], &gate[thread, 0], &active_values[thread, 0],
-                            &active_units[thread, 0], row_out, dense, NULL, dense)
-            if has_labels:
-                example_error[i] = score_example(row_out, n_outputs, labels[i], loss,
-                                                 &example_hit[i])
-            if has_predictions:
-                predictions[i] = argmax(row_out, n_outputs)
+    dtype = _parameters(weights_0_1, bias_1, weights_1_2, bias_2, loss)
+    if dtype != data.dtype:
+        raise TypeError(f"the network is {dtype}, the data {data.dtype}")
+    n_inputs, width = weights_0_1.shape
+    n_hidden, n_outputs = weights_1_2.shape
+    if data.n_inputs != n_inputs:
+        raise ValueError(f"the data have {data.n_inputs} inputs, the network {n_inputs}")
+    if data.n_classes > n_outputs:
+        raise ValueError(f"labels go up to {data.n_classes - 1}, outside the network's "
+                         f"{n_outputs} outputs")
+    if predictions is not None and (predictions.dtype != np.int64 or predictions.shape != (n,)
+                                    or not predictions.flags.c_contiguous):
+        raise ValueError(f"predictions must be a C-contiguous int64 array of {n} entries")
+    if outputs is not None and (outputs.dtype != dtype or outputs.shape != (n, n_outputs)
+                                or not outputs.flags.c_contiguous):
+        raise ValueError(f"outputs must be a C-contiguous {dtype} array of shape "
+                         f"({n}, {n_outputs})")
+    has_labels = data.labels is not None
+    # per thread: a block's sums and one example's rest; per example: its loss and hit
+    scratch = dict(
+        h=aligned_empty((n_threads * EVALUATION_BLOCK, width), dtype),
+        gate=np.empty((n_threads, n_hidden), dtype), out=np.empty((n_threads, n_outputs), dtype),
+        active_values=np.empty((n_threads, n_hidden), dtype),
+        active_units=np.empty((n_threads, n_hidden), np.int32),
+        packed=np.empty((n_threads, n_inputs * EVALUATION_BLOCK) if data.layout == "dense"
+                        else 1, dtype),
+        listed=np.empty((n_threads, n_inputs), np.int32),
+        counts=np.empty((n_threads, n_inputs + 1), np.int64),
+        examples=np.empty((n_threads, EVALUATION_BLOCK), np.int64),
+        example_error=np.zeros(n if has_labels else 1, np.float64),
+        example_hit=np.zeros(n if has_labels else 1, np.intp))
+    if n == 0:
+        return 0.0, 0
+    if dtype == np.float64:
+        bind_net_64(&net64, weights_0_1, bias_1, weights_1_2, bias_2)
+        evaluate_with_64(&net64, &data.rows64, loss, literal, n_threads, scratch, has_labels,
+                         predictions, outputs)
+    else:
+        bind_net_32(&net32, weights_0_1, bias_1, weights_1_2, bias_2)
+        evaluate_with_32(&net32, &data.rows32, loss, literal, n_threads, scratch, has_labels,
+                         predictions, outputs)
+    cdef double[::1] example_error = scratch["example_error"]
+    cdef Py_ssize_t[::1] example_hit = scratch["example_hit"]
     if has_labels:
         for i in range(n):
             error += example_error[i]

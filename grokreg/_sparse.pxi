@@ -1,5 +1,6 @@
 # Data sets as compressed sparse rows, for grokreg/_kernels.pyx (included there): the kernels
-# read only an example's non-zero inputs.
+# read only an example's non-zero inputs. (Dataset counts each row's entries first, to choose
+# the layout; the conversions take those counts.)
 
 cdef int64_t[::1] row_starts(const int64_t[::1] counts):
     """indptr from per-row counts: indptr[i] is where row i starts, indptr[n] the total."""
@@ -91,22 +92,12 @@ cdef void place_pixels(const uint8_t[:, ::1] x, const floating[::1] table, const
                       &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
 
 
-def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
-    """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
-
-    Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
-    indices[indptr[i]:indptr[i + 1]] (increasing; of column_dtype(x.shape[1])). keep_zeros
-    lists every entry, zeros too: the kernels then compute as densely as NumPy (where 0 * inf
-    is NaN). n_threads share out the rows (the result does not depend on it).
-    """
+def row_counts(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1):
+    """The number of entries each row of x keeps as sparse rows: its non-zeros (or all)."""
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
     cdef int64_t row_count
-    cdef uint16_t[::1] narrow  # indices, as the type of its columns
-    cdef int32_t[::1] wide
-    columns = column_dtype(n_inputs)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
@@ -114,6 +105,64 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
             for k in range(n_inputs):  # a comparison, which vectorises
                 row_count = row_count + ((x[i, k] != 0) | keep_zeros)
             counts[i] = row_count
+    return np.asarray(counts)
+
+
+def pixel_counts(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
+                 bint keep_zeros=False, int n_threads=1):
+    """row_counts of the images values[x]."""
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
+    cdef int64_t row_count
+    cdef uint8_t kept[256]
+    if values.shape[0] != 256:
+        raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    cdef bint kept_if_nonzero = kept_pixels(&values[0], keep_zeros, kept)
+    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            row_count = 0
+            if kept_if_nonzero:  # a byte comparison, which vectorises; a table lookup does not
+                for k in range(n_inputs):
+                    row_count = row_count + (x[i, k] != 0)
+            else:
+                for k in range(n_inputs):
+                    row_count = row_count + kept[x[i, k]]
+            counts[i] = row_count
+    return np.asarray(counts)
+
+
+cdef bint kept_pixels(const floating *values, bint keep_zeros, uint8_t *kept) noexcept nogil:
+    """kept[p]: whether pixel p is an entry of the sparse rows (values[p] != 0, or all with
+    keep_zeros); returns whether those are exactly the non-zero pixels (the usual table)."""
+    cdef bint kept_if_nonzero = True
+    cdef int p
+    for p in range(256):
+        kept[p] = values[p] != 0 or keep_zeros
+        kept_if_nonzero = kept_if_nonzero and kept[p] == (p != 0)
+    return kept_if_nonzero
+
+
+def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1,
+                counts=None):
+    """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
+
+    Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
+    indices[indptr[i]:indptr[i + 1]] (increasing; of column_dtype(x.shape[1])). keep_zeros
+    lists every entry, zeros too: the kernels then compute as densely as NumPy (where 0 * inf
+    is NaN). n_threads share out the rows (the result does not depend on it). counts, if
+    given, is row_counts(x, keep_zeros).
+    """
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
+    cdef uint16_t[::1] narrow  # indices, as the type of its columns
+    cdef int32_t[::1] wide
+    columns = column_dtype(n_inputs)
+    if counts is None:
+        counts = row_counts(x, keep_zeros, n_threads)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
     indices = np.empty(indptr[n], dtype=columns)
@@ -133,40 +182,23 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
 
 
 def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
-                  bint keep_zeros=False, int n_threads=1):
+                  bint keep_zeros=False, int n_threads=1, counts=None):
     """sparse_rows of the images values[x], without their dense floating-point copy.
 
     x holds uint8 pixels; values (256 entries) is what each pixel value stands for, e.g.
     np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
     the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
+    counts, if given, is pixel_counts(x, values, keep_zeros).
     """
-    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
-    cdef int64_t row_count
+    cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
     cdef uint16_t[::1] narrow  # indices, as the type of its columns
     cdef int32_t[::1] wide
-    if values.shape[0] != 256:
-        raise ValueError(f"values must have 256 entries, one per pixel value, got {values.shape[0]}")
+    if counts is None:
+        counts = pixel_counts(x, values, keep_zeros, n_threads)
     columns = column_dtype(n_inputs)
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef uint8_t kept[256]
-    cdef bint kept_if_nonzero = True  # the usual table: only pixel 0 stands for 0
-    cdef int p
-    for p in range(256):
-        kept[p] = values[p] != 0 or keep_zeros
-        kept_if_nonzero = kept_if_nonzero and kept[p] == (p != 0)
+    cdef bint kept_if_nonzero = kept_pixels(&values[0], keep_zeros, kept)
     dtype = np.float32 if floating is float else np.float64
-    cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
-    with nogil:
-        for i in prange(n, num_threads=n_threads, schedule="static"):
-            row_count = 0
-            if kept_if_nonzero:  # a byte comparison, which vectorises; a table lookup does not
-                for k in range(n_inputs):
-                    row_count = row_count + (x[i, k] != 0)
-            else:
-                for k in range(n_inputs):
-                    row_count = row_count + kept[x[i, k]]
-            counts[i] = row_count
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
     indices = np.empty(indptr[n], dtype=columns)

@@ -77,11 +77,12 @@ PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtyp
                 for t in (np.float32, np.float64)}
 
 
-def sparse_rows(x, dtype, keep_zeros=False, n_threads=1):
-    """The kernels' sparse rows of inputs from as_inputs: uint8 pixels are scaled on the way."""
-    if x.dtype == np.uint8:
-        return _kernels.sparse_pixels(x, PIXEL_VALUES[dtype], keep_zeros, n_threads)
-    return _kernels.sparse_rows(x, keep_zeros, n_threads)
+def dataset(x, y, dtype, literal=False, n_threads=1):
+    """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None):
+    uint8 pixels stand for pixel / 255; the layout follows the inputs' density."""
+    values = PIXEL_VALUES[dtype] if x.dtype == np.uint8 else None
+    return _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
+                            n_threads=n_threads)
 
 
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
@@ -310,13 +311,14 @@ class Network:
     def _loss_code(self):
         return LOSSES[self.loss]
 
-    def _sparse_rows(self, x, keep_zeros=False):
-        return sparse_rows(x, self.dtype, keep_zeros, self._n_threads)
+    def _dataset(self, x, y=None, literal=False):
+        return dataset(x, y, self.dtype, literal, self._n_threads)
 
-    def _evaluate(self, rows, y, dense=False):
-        error, correct = _kernels.evaluate(*rows, y, *self._parameters, LOSSES[self.loss],
-                                           dense=dense, n_threads=self._n_threads)
-        return error / len(y), correct / len(y)
+    def _evaluate(self, data, literal=False):
+        """(error, accuracy) on a labelled Dataset."""
+        error, correct = _kernels.evaluate(data, *self._parameters, LOSSES[self.loss],
+                                           literal=literal, n_threads=self._n_threads)
+        return error / data.n, correct / data.n
 
     def evaluate(self, x, y):
         """(error, accuracy) on (x, y) without dropout.
@@ -326,7 +328,7 @@ class Network:
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
         y = as_labels(y, len(x), self.n_outputs)
-        return self._evaluate(self._sparse_rows(x), y)
+        return self._evaluate(self._dataset(x, y))
 
     def score(self, x, y):
         """Accuracy on (x, y)."""
@@ -336,16 +338,16 @@ class Network:
         """Predicted class of each example: an int64 array of shape (N,)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         predictions = np.empty(len(x), dtype=np.int64)
-        _kernels.evaluate(*self._sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
-                          predictions, n_threads=self._n_threads)
+        _kernels.evaluate(self._dataset(x), *self._parameters, LOSSES[self.loss], predictions,
+                          n_threads=self._n_threads)
         return predictions
 
     def decision_function(self, x):
         """The output layer for each example (no dropout; logits for cross-entropy)."""
         x = as_inputs(x, self.n_inputs, self.dtype)
         outputs = np.empty((len(x), self.n_outputs), dtype=self.dtype)
-        _kernels.evaluate(*self._sparse_rows(x), None, *self._parameters, LOSSES[self.loss],
-                          None, outputs, n_threads=self._n_threads)
+        _kernels.evaluate(self._dataset(x), *self._parameters, LOSSES[self.loss], None, outputs,
+                          n_threads=self._n_threads)
         return outputs
 
     # -- persistence ------------------------------------------------------------------------
@@ -358,8 +360,15 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        # unpickled arrays start wherever numpy allocated them
-        for name in ("_weights_0_1", "_bias_1", "_weights_1_2", "_bias_2"):
+        # unpickled arrays start wherever numpy allocated them, padded for the build of the
+        # process that pickled them: laid out again for this one's (see padded_width)
+        width = padded_width(self.hidden, self.dtype)
+        weights_0_1 = _kernels.aligned_zeros((self.n_inputs, width), self.dtype)
+        weights_0_1[:, :self.hidden] = self._weights_0_1[:, :self.hidden]
+        bias_1 = _kernels.aligned_zeros(width, self.dtype)
+        bias_1[:self.hidden] = self._bias_1[:self.hidden]
+        self._weights_0_1, self._bias_1 = weights_0_1, bias_1
+        for name in ("_weights_1_2", "_bias_2"):
             setattr(self, name, _kernels.aligned_copy(getattr(self, name)))
         self._training = threading.Lock()
 

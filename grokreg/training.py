@@ -104,19 +104,25 @@ def run(net, plan):
     datasets = {prefix: data for prefix, data in (("val", plan.validation_data),
                                                    ("test", plan.test_data)) if data is not None}
 
-    def as_rows(keep_zeros):
-        """Every data set as the kernels read it: sparse rows, built once per fit."""
-        return (net._sparse_rows(x, keep_zeros),
-                {prefix: (net._sparse_rows(inputs, keep_zeros), labels)
+    def as_data(literal):
+        """Every data set as the kernels read it, built once per fit."""
+        return (net._dataset(x, y, literal),
+                {prefix: net._dataset(inputs, labels, literal)
                  for prefix, (inputs, labels) in datasets.items()})
 
-    train, evaluations = as_rows(False)
+    def workspace(data):
+        return kernels.Workspace(
+            data, *parameters, alpha=plan.alpha, batch_size=plan.batch_size, book=net.book,
+            keep=1.0 - net.dropout, bit_generator=net._bit_generator, loss=net._loss_code,
+            train_bias=net.bias, n_threads=net.n_threads)
+
+    parameters = net._parameters  # the arrays themselves: assignments copy into them
+    train, evaluations = as_data(False)
+    work = workspace(train)
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.
-    dense, replay = False, net.book and plan.on_divergence == "warn"
+    literal, replay = False, net.book and plan.on_divergence == "warn"
     order = np.arange(len(x), dtype=np.int64)
-    keep = 1.0 - net.dropout
-    parameters = net._parameters  # the arrays themselves: assignments copy into them
     # the parameters of the last finite epoch, restored if training diverges
     backup = [np.empty_like(p) for p in parameters]
     stopping = plan.early_stopping
@@ -134,17 +140,16 @@ def run(net, plan):
                 # Windows with numpy 1.x), as the kernels read it
                 order = np.arange(len(x), dtype=np.int64)
                 np.random.Generator(net._bit_generator).shuffle(order)
-            stream = net._bit_generator.state if replay and not dense else None
+            stream = net._bit_generator.state if replay and not literal else None
             while True:
-                error, correct, _, finite = kernels.train_epoch(
-                    *train, y, order, *parameters, plan.alpha, plan.batch_size, net.book,
-                    keep, net._bit_generator, net._loss_code, net.bias, dense, net.n_threads)
+                error, correct, _, finite = work.train_epoch(order)
                 if finite or stream is None:
                     break
                 _copy_all(parameters, backup)
                 net._bit_generator.state = stream
-                dense, stream = True, None
-                train, evaluations = as_rows(True)
+                literal, stream = True, None
+                train, evaluations = as_data(True)
+                work = workspace(train)
             if not finite and plan.on_divergence == "warn":
                 if history.stop_message is None:
                     history.stop_message = (
@@ -162,9 +167,9 @@ def run(net, plan):
                 break
             metrics = {"error": error / len(x), "accuracy": correct / len(x)}
             if epoch % plan.eval_every == 0 or epoch == epochs - 1:
-                for prefix, (rows, labels) in evaluations.items():
+                for prefix, data in evaluations.items():
                     metrics[f"{prefix}_error"], metrics[f"{prefix}_accuracy"] = (
-                        net._evaluate(rows, labels, dense))
+                        net._evaluate(data, literal))
             history.append(epoch, **metrics)
             recorded = True
             stop = False

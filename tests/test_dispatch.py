@@ -1,4 +1,4 @@
-"""The choice between the portable and the AVX2 build of the kernels, and their equality."""
+"""The choice among the portable, AVX2 and AVX-512 builds of the kernels, and their equality."""
 import os
 import subprocess
 import sys
@@ -8,40 +8,47 @@ import numpy as np
 import pytest
 
 from grokreg import _dispatch, _kernels
-
-_kernels_avx2 = None
-if _kernels.cpu_has_avx2():  # importing the AVX2 build on another CPU may stop the process
-    try:
-        from grokreg import _kernels_avx2
-    except ImportError:  # built for a CPU family without the variant (not x86-64, or MSVC)
-        pass
-
-needs_avx2 = pytest.mark.skipif(_kernels_avx2 is None,
-                                reason="no AVX2 build, or a CPU without AVX2")
+from grokreg.network import padded_width
 
 
-def test_the_fastest_build_this_cpu_runs_is_chosen():
-    # unless this run was told to use the portable build (as CI's second run is)
-    forced = os.environ.get("GROKREG_KERNELS") == "baseline"
-    runs_avx2 = _kernels_avx2 is not None and not forced
-    assert _dispatch.BUILD == ("avx2" if runs_avx2 else "baseline")
-    assert _dispatch.kernels is (_kernels_avx2 if runs_avx2 else _kernels)
-    assert not _kernels.AVX2 and (_kernels_avx2 is None or _kernels_avx2.AVX2)
+def runnable(name):
+    """The build's module where this CPU runs it and this grokreg has it, else None (importing
+    a wider build on a CPU without its instructions may stop the process)."""
+    module, cpu_runs = _dispatch.BUILDS[name]
+    return _dispatch._load(name) if cpu_runs() else None
 
 
-@pytest.mark.parametrize("cpu_has_avx2", [False, True])
-def test_without_avx2_or_its_build_the_portable_build_is_chosen(monkeypatch, cpu_has_avx2):
-    # the AVX2 build missing (as on arm64 or MSVC); a CPU with or without AVX2
-    monkeypatch.setitem(sys.modules, "grokreg._kernels_avx2", None)
-    monkeypatch.delattr(sys.modules["grokreg"], "_kernels_avx2", raising=False)
-    monkeypatch.setattr(_dispatch, "_baseline",
-                        types.SimpleNamespace(cpu_has_avx2=lambda: cpu_has_avx2))
+BUILDS = {name: runnable(name) for name in _dispatch.BUILDS}
+WIDER = [name for name in ("avx2", "avx512") if BUILDS[name] is not None]
+
+
+def test_the_widest_build_this_cpu_runs_is_chosen():
+    forced = os.environ.get("GROKREG_KERNELS", "auto") or "auto"
+    expected = forced if forced != "auto" else ([*WIDER, "baseline"][0] if not WIDER
+                                                else WIDER[-1])
+    assert _dispatch.BUILD == expected
+    assert _dispatch.kernels is BUILDS[expected]
+    assert not _kernels.AVX2 and not _kernels.AVX512
+    for name in WIDER:
+        assert BUILDS[name].AVX2 and BUILDS[name].AVX512 == (name == "avx512")
+        assert BUILDS[name].VECTOR_WIDTH == {"avx2": 32, "avx512": 64}[name]
+
+
+@pytest.mark.parametrize("avx2, avx512", [(False, False), (True, False), (True, True)])
+def test_builds_the_cpu_lacks_or_grokreg_lacks_are_never_chosen(monkeypatch, avx2, avx512):
+    # the wider builds missing (as on arm64 or MSVC), on CPUs with or without the instructions
+    for name in ("_kernels_avx2", "_kernels_avx512"):
+        monkeypatch.setitem(sys.modules, f"grokreg.{name}", None)
+        monkeypatch.delattr(sys.modules["grokreg"], name, raising=False)
+    monkeypatch.setattr(_dispatch, "_baseline", types.SimpleNamespace(
+        cpu_has_avx2=lambda: avx2, cpu_has_avx512=lambda: avx512))
     assert _dispatch._choose("auto") == (_dispatch._baseline, "baseline")
-    # on a CPU without AVX2 the CPU is asked first: the build is never even imported
-    reason = ("this grokreg was built without the AVX2 kernels" if cpu_has_avx2
-              else "this CPU has no AVX2")
-    with pytest.raises(RuntimeError, match=f"GROKREG_KERNELS=avx2, but {reason}"):
-        _dispatch._choose("avx2")
+    # on a CPU without the instructions the CPU is asked first: the build is never imported
+    for name, cpu in (("avx2", avx2), ("avx512", avx512)):
+        reason = ("this grokreg was built without that build of the kernels" if cpu
+                  else "this CPU cannot run that build")
+        with pytest.raises(RuntimeError, match=f"GROKREG_KERNELS={name}, but {reason}"):
+            _dispatch._choose(name)
 
 
 def build_chosen_with(value, directory):
@@ -56,40 +63,50 @@ def build_chosen_with(value, directory):
 def test_grokreg_kernels_forces_a_build(tmp_path):
     assert build_chosen_with("baseline", tmp_path) == (0, "baseline")
     code, output = build_chosen_with("sse9", tmp_path)
-    assert code != 0 and "GROKREG_KERNELS='sse9': choose one of auto, baseline, avx2" in output
-    code, output = build_chosen_with("avx2", tmp_path)
-    if _kernels_avx2 is not None:
-        assert (code, output) == (0, "avx2")
-    else:
-        assert code != 0 and "GROKREG_KERNELS=avx2, but" in output
+    assert code != 0 and ("GROKREG_KERNELS='sse9': choose one of auto, baseline, avx2, avx512"
+                          in output)
+    for name in ("avx2", "avx512"):
+        code, output = build_chosen_with(name, tmp_path)
+        if BUILDS[name] is not None:
+            assert (code, output) == (0, name)
+        else:
+            assert code != 0 and f"GROKREG_KERNELS={name}, but" in output
 
 
-def train_and_evaluate(kernels, dtype, n_hidden, batch_size, keep, book):
+def train_and_evaluate(kernels, dtype, n_hidden, batch_size, keep, book, layout):
     """Every result of three epochs and an evaluation, as bytes: weights, losses, outputs."""
     rng = np.random.default_rng(n_hidden)
     images = rng.integers(0, 256, size=(150, 50)).astype(np.uint8)
     images[images < 190] = 0
     labels = rng.integers(0, 10, size=150).astype(np.int64)
-    rows = kernels.sparse_pixels(images, np.divide(np.arange(256), 255, dtype=dtype))
-    parameters = [(0.2 * rng.random((50, n_hidden)) - 0.1).astype(dtype), np.zeros(n_hidden, dtype),
+    data = kernels.Dataset(images, labels, dtype=dtype, layout=layout)
+    # padded as wide as the widest build needs, so that every build reads the same arrays
+    width = padded_width(n_hidden, dtype)
+    width += -width % (64 // np.dtype(dtype).itemsize)
+    weights_0_1 = kernels.aligned_zeros((50, width), dtype)
+    weights_0_1[:, :n_hidden] = 0.2 * rng.random((50, n_hidden)) - 0.1
+    parameters = [weights_0_1, kernels.aligned_zeros(width, dtype),
                   (0.2 * rng.random((n_hidden, 10)) - 0.1).astype(dtype), np.zeros(10, dtype)]
     bit_generator = np.random.MT19937(1) if book else np.random.PCG64(1)
     alpha = 0.01 if batch_size == 1 or not book else 0.0005
-    epochs = [kernels.train_epoch(*rows, labels, np.arange(150, dtype=np.int64), *parameters,
-                                  alpha, batch_size, book, keep, bit_generator, n_threads=2)
-              for _ in range(3)]
+    work = kernels.Workspace(data, *parameters, alpha=alpha, batch_size=batch_size, book=book,
+                             keep=keep, bit_generator=bit_generator, n_threads=2)
+    epochs = [work.train_epoch(np.arange(150)) for _ in range(3)]
     outputs = np.empty((150, 10), dtype)
-    evaluation = kernels.evaluate(*rows, labels, *parameters, outputs=outputs)
+    evaluation = kernels.evaluate(data, *parameters, outputs=outputs)
     assert all(finite for *_, finite in epochs)  # NaN payloads may differ between builds
     return epochs, evaluation, [p.tobytes() for p in parameters], outputs.tobytes()
 
 
-@needs_avx2
+@pytest.mark.skipif(not WIDER, reason="no wider build, or a CPU without AVX2")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_hidden", [3, 40, 100, 131])  # every kind of block, one pass or more
 @pytest.mark.parametrize("batch_size, keep, book", [(1, 1.0, True), (1, 0.5, True),
                                                     (20, 0.5, True), (1, 0.8, False),
                                                     (20, 0.8, False)])
-def test_the_avx2_build_computes_the_same_bits(dtype, n_hidden, batch_size, keep, book):
-    assert (train_and_evaluate(_kernels_avx2, dtype, n_hidden, batch_size, keep, book)
-            == train_and_evaluate(_kernels, dtype, n_hidden, batch_size, keep, book))
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_the_wider_builds_compute_the_same_bits(dtype, n_hidden, batch_size, keep, book, layout):
+    expected = train_and_evaluate(_kernels, dtype, n_hidden, batch_size, keep, book, layout)
+    for name in WIDER:
+        assert train_and_evaluate(BUILDS[name], dtype, n_hidden, batch_size, keep, book,
+                                  layout) == expected, name

@@ -1,0 +1,184 @@
+/* Register tiles: the dense layout's matrix products (grokreg/_dense.pxi), after the
+ * micro-kernels of BLIS and OpenBLAS. A tile of ROWS x VECTORS vector registers of
+ * accumulators is kept while the shared dimension is walked, so that every vector of
+ * weights loaded serves ROWS rows and every input read serves VECTORS vectors.
+ *
+ * The arithmetic is that of the sparse rows (grokreg/_rows.pxi), bit for bit: each
+ * accumulator is one output summed in the order of t, a product then a sum (no fused
+ * multiply-add), starting from the given start values or +0. Skipping a zero input there,
+ * adding its +-0 product here: the same sum while the weights are finite.
+ *
+ *   grokreg_tile_sums:   out[r] = start + sum over t of a[r * a_r + t * a_t] * w[rows[t]]
+ *   grokreg_tile_update: w[rows[r]] += alpha * (sum over t of a[r * a_r + t * a_t] * d[t])
+ *
+ * (each a row of VECTORS vectors from the tile's first column; w, d and out rows ld apart).
+ * GCC and clang get explicit vector types, so that the tile stays in registers whatever the
+ * compiler's cost model says (left to the auto-vectoriser, GCC kept the accumulators in
+ * memory); other compilers run plain loops, slower, with the same results. */
+#ifndef GROKREG_TILES_H
+#define GROKREG_TILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#define GROKREG_VECTOR_BYTES 64
+#define GROKREG_TILE_ROWS 8     /* 24 of the 32 registers for accumulators */
+#define GROKREG_TILE_VECTORS 3
+#elif defined(__AVX__)
+#define GROKREG_VECTOR_BYTES 32
+#define GROKREG_TILE_ROWS 6     /* 12 of the 16 registers for accumulators */
+#define GROKREG_TILE_VECTORS 2
+#else
+#define GROKREG_VECTOR_BYTES 16
+#define GROKREG_TILE_ROWS 6
+#define GROKREG_TILE_VECTORS 2
+#endif
+
+/* room for the largest tile of any build; a shape's unused registers are never touched */
+#define GROKREG_MAX_ROWS 8
+#define GROKREG_MAX_VECTORS 3
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GROKREG_INLINE static inline __attribute__((always_inline))
+/* the loops over a tile's rows and vectors unrolled whole, so that it lives in registers */
+#define GROKREG_UNROLL _Pragma("GCC unroll 8")
+/* may_alias and the element's alignment: loaded from and stored to plain float rows */
+typedef float grokreg_v32 __attribute__((vector_size(GROKREG_VECTOR_BYTES), aligned(4), may_alias));
+typedef double grokreg_v64 __attribute__((vector_size(GROKREG_VECTOR_BYTES), aligned(8), may_alias));
+#define GROKREG_V_ZERO(V) ((V) {0})
+#define GROKREG_V_LOAD(V, p) (*(const V *) (p))
+#define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
+#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) ((acc) = (acc) + (x) * (w))
+#define GROKREG_V_ADD_SCALED(V, p, alpha, acc) (*(V *) (p) = *(V *) (p) + (alpha) * (acc))
+#else
+#define GROKREG_INLINE static __inline
+#define GROKREG_UNROLL
+#define GROKREG_LANES32 (GROKREG_VECTOR_BYTES / 4)
+#define GROKREG_LANES64 (GROKREG_VECTOR_BYTES / 8)
+typedef struct { float v[GROKREG_LANES32]; } grokreg_v32;
+typedef struct { double v[GROKREG_LANES64]; } grokreg_v64;
+#define GROKREG_LANES_OF(V) ((int) (sizeof(V) / sizeof(((V *) 0)->v[0])))
+#define GROKREG_V_ZERO(V) grokreg_zero_##V()
+#define GROKREG_V_LOAD(V, p) grokreg_load_##V(p)
+#define GROKREG_V_STORE(V, p, x) grokreg_store_##V(p, x)
+#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) grokreg_add_product_##V(&(acc), x, w)
+#define GROKREG_V_ADD_SCALED(V, p, alpha, acc) grokreg_add_scaled_##V(p, alpha, acc)
+#define GROKREG_PLAIN_VECTOR(V, T) \
+    GROKREG_INLINE V grokreg_zero_##V(void) { V z; int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) z.v[i] = 0; return z; } \
+    GROKREG_INLINE V grokreg_load_##V(const T *p) { V z; int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) z.v[i] = p[i]; return z; } \
+    GROKREG_INLINE void grokreg_store_##V(T *p, V x) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = x.v[i]; } \
+    GROKREG_INLINE void grokreg_add_product_##V(V *acc, T x, V w) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) acc->v[i] = acc->v[i] + x * w.v[i]; } \
+    GROKREG_INLINE void grokreg_add_scaled_##V(T *p, T alpha, V acc) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = p[i] + alpha * acc.v[i]; }
+GROKREG_PLAIN_VECTOR(grokreg_v32, float)
+GROKREG_PLAIN_VECTOR(grokreg_v64, double)
+#endif
+
+/* The bodies, for a tile of MR rows and NV vectors known where they are inlined. */
+#define GROKREG_TILE_BODIES(T, V, SUFFIX)                                                   \
+GROKREG_INLINE void grokreg_sums_body_##SUFFIX(                                             \
+        const int MR, const int NV, const T *a, ptrdiff_t a_r, ptrdiff_t a_t,                \
+        const T *w, ptrdiff_t ldw, const int32_t *rows, ptrdiff_t count, const T *start,    \
+        T *out, ptrdiff_t ldo) {                                                           \
+    const ptrdiff_t lanes = (ptrdiff_t) (sizeof(V) / sizeof(T));                            \
+    V acc[GROKREG_MAX_ROWS][GROKREG_MAX_VECTORS];                                          \
+    ptrdiff_t t;                                                                            \
+    int r, v;                                                                               \
+    GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            acc[r][v] = start ? GROKREG_V_LOAD(V, start + v * lanes) : GROKREG_V_ZERO(V);  \
+    for (t = 0; t < count; t++) {                                                           \
+        const T *row = w + (ptrdiff_t) rows[t] * ldw;                                       \
+        V weights[GROKREG_MAX_VECTORS];                                                    \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            weights[v] = GROKREG_V_LOAD(V, row + v * lanes);                                \
+        GROKREG_UNROLL for (r = 0; r < MR; r++) {                                                          \
+            const T x = a[r * a_r + t * a_t];                                               \
+            GROKREG_UNROLL for (v = 0; v < NV; v++)                                                        \
+                GROKREG_V_ADD_PRODUCT(V, acc[r][v], x, weights[v]);                         \
+        }                                                                                   \
+    }                                                                                       \
+    GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            GROKREG_V_STORE(V, out + r * ldo + v * lanes, acc[r][v]);                       \
+}                                                                                           \
+GROKREG_INLINE void grokreg_update_body_##SUFFIX(                                           \
+        const int MR, const int NV, const T *a, ptrdiff_t a_r, ptrdiff_t a_t,                \
+        const T *d, ptrdiff_t ldd, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,           \
+        const int32_t *rows) {                                                             \
+    const ptrdiff_t lanes = (ptrdiff_t) (sizeof(V) / sizeof(T));                            \
+    V acc[GROKREG_MAX_ROWS][GROKREG_MAX_VECTORS];                                          \
+    ptrdiff_t t;                                                                            \
+    int r, v;                                                                               \
+    GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            acc[r][v] = GROKREG_V_ZERO(V);                                                  \
+    for (t = 0; t < count; t++) {                                                           \
+        V deltas[GROKREG_MAX_VECTORS];                                                     \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            deltas[v] = GROKREG_V_LOAD(V, d + t * ldd + v * lanes);                         \
+        GROKREG_UNROLL for (r = 0; r < MR; r++) {                                                          \
+            const T x = a[r * a_r + t * a_t];                                               \
+            GROKREG_UNROLL for (v = 0; v < NV; v++)                                                        \
+                GROKREG_V_ADD_PRODUCT(V, acc[r][v], x, deltas[v]);                          \
+        }                                                                                   \
+    }                                                                                       \
+    GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
+        GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
+            GROKREG_V_ADD_SCALED(V, w + (ptrdiff_t) rows[r] * ldw + v * lanes, alpha,       \
+                                 acc[r][v]);                                                \
+}
+
+GROKREG_TILE_BODIES(float, grokreg_v32, f32)
+GROKREG_TILE_BODIES(double, grokreg_v64, f64)
+
+/* One function per kind and dtype, which takes the tile's shape at run time and runs the
+ * body compiled for it: every shape up to ROWS x VECTORS, the smaller ones for the edges. */
+#define GROKREG_SHAPE(MR, NV, CALL) case (MR) * 16 + (NV): CALL(MR, NV); break;
+#define GROKREG_SHAPES_OF_ROWS(MR, CALL) \
+    GROKREG_SHAPE(MR, 1, CALL) GROKREG_SHAPE(MR, 2, CALL) GROKREG_SHAPE(MR, 3, CALL)
+#define GROKREG_SHAPES(CALL)                                                                \
+    GROKREG_SHAPES_OF_ROWS(1, CALL) GROKREG_SHAPES_OF_ROWS(2, CALL)                         \
+    GROKREG_SHAPES_OF_ROWS(3, CALL) GROKREG_SHAPES_OF_ROWS(4, CALL)                         \
+    GROKREG_SHAPES_OF_ROWS(5, CALL) GROKREG_SHAPES_OF_ROWS(6, CALL)                         \
+    GROKREG_SHAPES_OF_ROWS(7, CALL) GROKREG_SHAPES_OF_ROWS(8, CALL)
+
+#define GROKREG_TILE_FUNCTIONS(T, SUFFIX)                                                   \
+static void grokreg_tile_sums_##SUFFIX(                                                     \
+        int mr, int nv, const T *a, ptrdiff_t a_r, ptrdiff_t a_t, const T *w,               \
+        ptrdiff_t ldw, const int32_t *rows, ptrdiff_t count, const T *start, T *out,        \
+        ptrdiff_t ldo) {                                                                   \
+    if (mr > GROKREG_TILE_ROWS || nv > GROKREG_TILE_VECTORS) return;                        \
+    switch (mr * 16 + nv) {                                                                 \
+        GROKREG_SHAPES(GROKREG_CALL_SUMS_##SUFFIX)                                          \
+        default: break;                                                                     \
+    }                                                                                       \
+}                                                                                           \
+static void grokreg_tile_update_##SUFFIX(                                                   \
+        int mr, int nv, const T *a, ptrdiff_t a_r, ptrdiff_t a_t, const T *d,               \
+        ptrdiff_t ldd, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,                       \
+        const int32_t *rows) {                                                             \
+    if (mr > GROKREG_TILE_ROWS || nv > GROKREG_TILE_VECTORS) return;                        \
+    switch (mr * 16 + nv) {                                                                 \
+        GROKREG_SHAPES(GROKREG_CALL_UPDATE_##SUFFIX)                                        \
+        default: break;                                                                     \
+    }                                                                                       \
+}
+
+#define GROKREG_CALL_SUMS_f32(MR, NV) \
+    if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
+        grokreg_sums_body_f32(MR, NV, a, a_r, a_t, w, ldw, rows, count, start, out, ldo)
+#define GROKREG_CALL_SUMS_f64(MR, NV) \
+    if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
+        grokreg_sums_body_f64(MR, NV, a, a_r, a_t, w, ldw, rows, count, start, out, ldo)
+#define GROKREG_CALL_UPDATE_f32(MR, NV) \
+    if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
+        grokreg_update_body_f32(MR, NV, a, a_r, a_t, d, ldd, count, alpha, w, ldw, rows)
+#define GROKREG_CALL_UPDATE_f64(MR, NV) \
+    if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
+        grokreg_update_body_f64(MR, NV, a, a_r, a_t, d, ldd, count, alpha, w, ldw, rows)
+
+GROKREG_TILE_FUNCTIONS(float, f32)
+GROKREG_TILE_FUNCTIONS(double, f64)
+
+#endif
