@@ -2,11 +2,12 @@
 # non-zero, kept as the caller's rows (floating point, or uint8 pixels read through their table)
 # and computed in register tiles (_tiles.h), as a matrix product is.
 #
-# A mini-batch is packed first, transposed: packed[t * ld + b] is input listed[t] of the batch's
-# example b, for the inputs that are non-zero in at least one of its examples (the others add
-# exact zeros, as in the sparse layout they are never stored). Both layers' products then read
-# it: the forward sums of a tile of examples walk the listed inputs, loading each weights row
-# once for the tile; the first layer's update of a tile of inputs walks the batch.
+# A mini-batch is packed first, transposed: packed[k * ld + b] is input k of the batch's example
+# b, read once from memory, its inputs counted on the way. Both first-layer products then read
+# it, in tiles that skip what is zero for the whole tile (exact zeros, which the sparse layout
+# never stores): the forward sums of a tile of examples walk the inputs where one of them is
+# non-zero, loading each weights row once for the tile; the update of a tile of inputs walks
+# the examples where one of them is non-zero.
 
 cdef extern from "_tiles.h":
     # a tile of accumulators: up to TILE_ROWS rows (examples, or inputs) of TILE_VECTORS vectors
@@ -14,19 +15,19 @@ cdef extern from "_tiles.h":
     const Py_ssize_t TILE_VECTORS "GROKREG_TILE_VECTORS"
     void tile_sums_f32 "grokreg_tile_sums_f32"(
         int mr, int nv, const float *a, Py_ssize_t a_r, Py_ssize_t a_t, const float *w,
-        Py_ssize_t ldw, const int32_t *rows, Py_ssize_t count, const float *start, float *out,
-        Py_ssize_t ldo) noexcept nogil
+        Py_ssize_t ldw, const int32_t *rows, const int32_t *steps, Py_ssize_t count,
+        const float *start, float *out, Py_ssize_t ldo) noexcept nogil
     void tile_sums_f64 "grokreg_tile_sums_f64"(
         int mr, int nv, const double *a, Py_ssize_t a_r, Py_ssize_t a_t, const double *w,
-        Py_ssize_t ldw, const int32_t *rows, Py_ssize_t count, const double *start,
-        double *out, Py_ssize_t ldo) noexcept nogil
+        Py_ssize_t ldw, const int32_t *rows, const int32_t *steps, Py_ssize_t count,
+        const double *start, double *out, Py_ssize_t ldo) noexcept nogil
     void tile_update_f32 "grokreg_tile_update_f32"(
-        int mr, int nv, const float *a, Py_ssize_t a_r, Py_ssize_t a_t, const float *d,
-        Py_ssize_t ldd, Py_ssize_t count, float alpha, float *w, Py_ssize_t ldw,
+        int mr, int nv, const float *const *inputs, const float *d, Py_ssize_t ldd,
+        const int32_t *steps, Py_ssize_t count, float alpha, float *w, Py_ssize_t ldw,
         const int32_t *rows) noexcept nogil
     void tile_update_f64 "grokreg_tile_update_f64"(
-        int mr, int nv, const double *a, Py_ssize_t a_r, Py_ssize_t a_t, const double *d,
-        Py_ssize_t ldd, Py_ssize_t count, double alpha, double *w, Py_ssize_t ldw,
+        int mr, int nv, const double *const *inputs, const double *d, Py_ssize_t ldd,
+        const int32_t *steps, Py_ssize_t count, double alpha, double *w, Py_ssize_t ldw,
         const int32_t *rows) noexcept nogil
 
 
@@ -35,91 +36,181 @@ cdef inline Py_ssize_t tile_vectors(Py_ssize_t remaining, Py_ssize_t lanes) noex
     return min(TILE_VECTORS, remaining // lanes)
 
 
-cdef void dense_sums(const floating *packed, Py_ssize_t ld, const int32_t *listed,
-                     Py_ssize_t count, Py_ssize_t first, Py_ssize_t last,
-                     const floating *weights, Py_ssize_t width, const floating *start,
-                     floating *out, Py_ssize_t ldo) noexcept nogil:
-    """out[b] = start + sum over t < count of packed[t * ld + b] * weights[listed[t]] for
-    examples b in first..last - 1 (start 0 if NULL; out's rows ldo apart), each sum in the
-    order of t: sum_rows of each example's listed inputs, a tile of examples at a time.
+cdef inline Py_ssize_t tile_slot(Py_ssize_t part, Py_ssize_t example) noexcept nogil:
+    """The row of a tile's steps (pack_part) for the tile of a batch's part that starts at
+    example: distinct for every tile of every part (parts ascend and never share an example)."""
+    return part + example // TILE_ROWS
+
+
+cdef inline Py_ssize_t tile_slots(Py_ssize_t n_parts, Py_ssize_t capacity) noexcept nogil:
+    """How many tile_slot rows a batch of capacity examples in n_parts parts may use."""
+    return n_parts + capacity // TILE_ROWS + 1
+
+
+cdef inline Py_ssize_t count_below(const int32_t *ascending, Py_ssize_t count,
+                                   Py_ssize_t k) noexcept nogil:
+    """How many of ascending[:count] are below k: where k would go (a count the compiler
+    vectorises, as first_at_least)."""
+    cdef Py_ssize_t t, below = 0
+    for t in range(count):
+        below += ascending[t] < k
+    return below
+
+
+cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
+                             const floating *table, Py_ssize_t n_inputs, const int64_t *batch,
+                             Py_ssize_t first, Py_ssize_t last, int32_t *tally,
+                             int64_t *counts) noexcept nogil:
+    """counts[k] = how many of the examples batch[first:last] have input k non-zero (the rows
+    as floating point values, or pixels through table), counted in vectors of int32 in tally
+    (n_inputs of scratch). The batch's one read from memory: the rows stay in cache for
+    pack_inputs."""
+    cdef Py_ssize_t b, k
+    cdef const floating *row
+    cdef const uint8_t *pixel_row
+    for k in range(n_inputs):
+        tally[k] = 0
+    for b in range(first, last):
+        if values != NULL:
+            row = values + batch[b] * n_inputs
+            for k in range(n_inputs):  # a comparison, which vectorises
+                tally[k] += row[k] != 0
+        else:
+            pixel_row = pixels + batch[b] * n_inputs
+            for k in range(n_inputs):
+                tally[k] += table[pixel_row[k]] != 0
+    for k in range(n_inputs):
+        counts[k] = tally[k]
+
+
+cdef void pack_inputs(const floating *values, const uint8_t *pixels, const floating *table,
+                      Py_ssize_t n_inputs, const int64_t *batch, Py_ssize_t first,
+                      Py_ssize_t last, Py_ssize_t low, Py_ssize_t high, floating *packed,
+                      Py_ssize_t ld, int32_t *tally, int32_t *steps, Py_ssize_t stride,
+                      Py_ssize_t *step_counts, Py_ssize_t part) noexcept nogil:
+    """Inputs low..high - 1 of the examples batch[first:last] packed: packed[k * ld + b] =
+    input k of example batch[b] (transposed; pixels looked up in table); and for each tile of
+    TILE_ROWS examples from first, the inputs where one of them is non-zero, in order, from
+    steps[slot * stride] on, their number in step_counts[slot] (slot = tile_slot(part, the
+    tile's first example); tally: n_inputs int32 of scratch)."""
+    cdef Py_ssize_t b, k, r, mr, n, slot
+    cdef const floating *rows[16]
+    cdef const uint8_t *pixel_rows[16]
+    cdef floating *column
+    cdef int32_t *tile_steps
+    b = first
+    while b < last:
+        mr = min(TILE_ROWS, last - b)
+        for k in range(low, high):
+            tally[k] = 0
+        for r in range(mr):
+            if values != NULL:
+                rows[r] = values + batch[b + r] * n_inputs
+                for k in range(low, high):  # a comparison, which vectorises
+                    tally[k] += rows[r][k] != 0
+            else:
+                pixel_rows[r] = pixels + batch[b + r] * n_inputs
+                for k in range(low, high):
+                    tally[k] += table[pixel_rows[r][k]] != 0
+        # the tile's rows, now in L1, down the columns: its examples side by side
+        for k in range(low, high):
+            column = packed + k * ld + b
+            if values != NULL:
+                for r in range(mr):
+                    column[r] = rows[r][k]
+            else:
+                for r in range(mr):
+                    column[r] = table[pixel_rows[r][k]]
+        slot = tile_slot(part, b)
+        tile_steps = steps + slot * stride
+        n = 0
+        for k in range(low, high):
+            tile_steps[n] = <int32_t> k  # listed without a branch
+            n += tally[k] > 0
+        step_counts[slot] = n
+        b += mr
+
+
+cdef void dense_sums(const floating *packed, Py_ssize_t ld, const int32_t *steps,
+                     Py_ssize_t stride, const Py_ssize_t *step_counts,
+                     const int32_t *inputs, Py_ssize_t part, Py_ssize_t first,
+                     Py_ssize_t last, const floating *weights, Py_ssize_t width,
+                     const floating *start, floating *out, Py_ssize_t ldo) noexcept nogil:
+    """out[b] = start + sum over inputs k of packed[k * ld + b] * weights[k] for the examples b
+    in first..last - 1 of a packed part (start 0 if NULL; out's rows ldo apart), each sum in
+    input order: sum_rows of each example's inputs, a tile of TILE_ROWS examples at a time,
+    over the inputs where one of them is non-zero (pack_inputs' steps, rows stride apart;
+    inputs: 0 .. n_inputs - 1, the weights rows of the steps).
 
     width (weights' columns) is whole vectors. A panel of columns at a time (its weights stay
     in L2 while every tile of examples reads them: 784 x 800 float32 weights do not).
     """
-    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, b, mr, nv
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, b, mr, nv, slot
     while j < width:
         nv = tile_vectors(width - j, lanes)
         b = first
         while b < last:
             mr = min(TILE_ROWS, last - b)
+            slot = tile_slot(part, b)
             if floating is float:
-                tile_sums_f32(mr, nv, packed + b, 1, ld, weights + j, width, listed, count,
+                tile_sums_f32(mr, nv, packed + b, 1, ld, weights + j, width, inputs,
+                              steps + slot * stride, step_counts[slot],
                               start + j if start != NULL else NULL, out + b * ldo + j, ldo)
             else:
-                tile_sums_f64(mr, nv, packed + b, 1, ld, weights + j, width, listed, count,
+                tile_sums_f64(mr, nv, packed + b, 1, ld, weights + j, width, inputs,
+                              steps + slot * stride, step_counts[slot],
                               start + j if start != NULL else NULL, out + b * ldo + j, ldo)
             b += mr
         j += nv * lanes
 
 
+cdef Py_ssize_t nonzero_examples(const floating *const *rows, Py_ssize_t count,
+                                 Py_ssize_t size, uint8_t *flags,
+                                 int32_t *examples) noexcept nogil:
+    """The examples b < size where one of the packed rows rows[:count] is non-zero, in
+    order, in examples; how many. flags: size bytes of scratch."""
+    cdef Py_ssize_t b, r, n = 0
+    cdef const floating *row
+    for b in range(size):
+        flags[b] = 0
+    for r in range(count):  # over the examples: vectorised
+        row = rows[r]
+        for b in range(size):
+            flags[b] |= row[b] != 0
+    for b in range(size):  # listed without a branch on the flags
+        examples[n] = <int32_t> b
+        n += flags[b]
+    return n
+
+
 cdef void dense_update(const floating *packed, Py_ssize_t ld, const int32_t *listed,
                        Py_ssize_t first, Py_ssize_t last, Py_ssize_t size,
                        const floating *delta, Py_ssize_t width, floating alpha,
-                       floating *weights) noexcept nogil:
-    """weights[listed[t]] += alpha * (sum over b < size of packed[t * ld + b] * delta[b]) for
-    t in first..last - 1 (delta's rows width apart), each sum in example order: the rows
-    update_inputs updates from the same batch, a tile of inputs at a time."""
-    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, t, mr, nv
-    while j < width:
-        nv = tile_vectors(width - j, lanes)
-        t = first
-        while t < last:
-            mr = min(TILE_ROWS, last - t)
+                       floating *weights, uint8_t *flags, int32_t *examples) noexcept nogil:
+    """weights[k] += alpha * (sum over b < size of packed[k * ld + b] * delta[b]) for the
+    inputs k = listed[t], t in first..last - 1 (delta's rows width apart), each sum in
+    example order: the rows update_inputs updates from the same batch, a tile of TILE_ROWS
+    inputs at a time, over the examples where one of them is non-zero (scratch: flags and
+    examples, size each)."""
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j, t, r, mr, nv, count
+    cdef const floating *inputs[16]
+    t = first
+    while t < last:
+        mr = min(TILE_ROWS, last - t)
+        for r in range(mr):
+            inputs[r] = packed + listed[t + r] * ld
+        count = nonzero_examples(inputs, mr, size, flags, examples)
+        j = 0
+        while j < width:
+            nv = tile_vectors(width - j, lanes)
             if floating is float:
-                tile_update_f32(mr, nv, packed + t * ld, ld, 1, delta + j, width, size, alpha,
+                tile_update_f32(mr, nv, inputs, delta + j, width, examples, count, alpha,
                                 weights + j, width, listed + t)
             else:
-                tile_update_f64(mr, nv, packed + t * ld, ld, 1, delta + j, width, size, alpha,
+                tile_update_f64(mr, nv, inputs, delta + j, width, examples, count, alpha,
                                 weights + j, width, listed + t)
-            t += mr
-        j += nv * lanes
-
-
-cdef inline Py_ssize_t count_below(const int32_t *listed, Py_ssize_t count,
-                                   Py_ssize_t k) noexcept nogil:
-    """How many of the ascending listed[:count] are below k: where input k would be listed
-    (a count the compiler vectorises, as first_at_least)."""
-    cdef Py_ssize_t t, below = 0
-    for t in range(count):
-        below += listed[t] < k
-    return below
-
-
-cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
-                             const floating *table, bint zero_pixel_only,
-                             Py_ssize_t n_inputs, const int64_t *batch, Py_ssize_t first,
-                             Py_ssize_t last, int64_t *counts) noexcept nogil:
-    """counts[k] = how many of the examples batch[first:last] have input k non-zero (the rows
-    as floating point values, or as pixels through table: zero_pixel_only when only pixel 0
-    stands for 0)."""
-    cdef Py_ssize_t b, k
-    cdef const floating *row
-    cdef const uint8_t *pixel_row
-    for k in range(n_inputs):
-        counts[k] = 0
-    for b in range(first, last):
-        if values != NULL:
-            row = values + batch[b] * n_inputs
-            for k in range(n_inputs):  # a comparison, which vectorises
-                counts[k] += row[k] != 0
-        elif zero_pixel_only:
-            pixel_row = pixels + batch[b] * n_inputs
-            for k in range(n_inputs):
-                counts[k] += pixel_row[k] != 0
-        else:
-            pixel_row = pixels + batch[b] * n_inputs
-            for k in range(n_inputs):
-                counts[k] += table[pixel_row[k]] != 0
+            j += nv * lanes
+        t += mr
 
 
 cdef Py_ssize_t list_inputs(const int64_t *column_start, Py_ssize_t low, Py_ssize_t high,
@@ -130,34 +221,3 @@ cdef Py_ssize_t list_inputs(const int64_t *column_start, Py_ssize_t low, Py_ssiz
         listed[count] = <int32_t> k
         count += column_start[k + 1] > column_start[k]
     return count
-
-
-cdef void pack_inputs(const floating *values, const uint8_t *pixels, const floating *table,
-                      Py_ssize_t n_inputs, const int64_t *batch, Py_ssize_t first,
-                      Py_ssize_t last, const int32_t *listed, Py_ssize_t count,
-                      floating *packed, Py_ssize_t ld) noexcept nogil:
-    """packed[t * ld + b] = input listed[t] of example batch[b], for t < count and b in
-    first..last - 1: the batch's examples transposed (and pixels looked up), eight examples
-    at a time so that each write fills part of a cache line."""
-    cdef Py_ssize_t b, block, t, k, end
-    cdef const floating *rows[8]
-    cdef const uint8_t *pixel_rows[8]
-    cdef floating *column
-    block = first
-    while block < last:
-        end = min(block + 8, last)
-        for b in range(block, end):
-            if values != NULL:
-                rows[b - block] = values + batch[b] * n_inputs
-            else:
-                pixel_rows[b - block] = pixels + batch[b] * n_inputs
-        for t in range(count):
-            k = listed[t]
-            column = packed + t * ld
-            if values != NULL:
-                for b in range(block, end):
-                    column[b] = rows[b - block][k]
-            else:
-                for b in range(block, end):
-                    column[b] = table[pixel_rows[b - block][k]]
-        block = end

@@ -34,12 +34,17 @@ def sparse_pixels(
     counts: NDArray[np.int64] | None = ...,
 ) -> tuple[_Float, _Columns, NDArray[np.int64]]: ...
 LAYOUTS: tuple[str, ...]
-DENSE_FROM: float
+DENSE_FROM: float | None
 TIMING: bool
 AVX512: bool
 
 def cpu_has_avx512() -> bool: ...
-def row_counts(x: _Float, keep_zeros: bool = ..., n_threads: int = ...) -> NDArray[np.int64]: ...
+def row_counts(
+    x: _Float,
+    keep_zeros: bool = ...,
+    n_threads: int = ...,
+    ranges: NDArray[np.float64] | None = ...,
+) -> NDArray[np.int64]: ...
 def pixel_counts(
     x: NDArray[np.uint8], values: _Float, keep_zeros: bool = ..., n_threads: int = ...
 ) -> NDArray[np.int64]: ...
@@ -54,6 +59,8 @@ class Dataset:
     labels: NDArray[np.int64] | None
     n_classes: int
     longest_row: int
+    minimum: float
+    maximum: float
     def __init__(
         self,
         x: np.ndarray,

@@ -45,7 +45,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport exp, isfinite, log
+from libc.math cimport NAN, exp, isfinite, log
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
@@ -273,10 +273,12 @@ def aligned_copy(array, dtype=None):
 # ---------------------------------------------------------------------------------------------
 
 #: where the DENSE layout takes over (Dataset's "auto"): the share of non-zero inputs from
-#: which its register tiles train a full-MNIST-sized mini-batch epoch faster than the sparse
-#: rows, per build (bench/density.py measures the crossover; the tiles gain most from wide
-#: vectors); per-example training reads either layout as sparse rows
-DENSE_FROM = 0.45 if VECTOR_BYTES >= 64 else 0.6 if VECTOR_BYTES >= 32 else 0.75
+#: which its register tiles train a mini-batch epoch faster than the sparse rows, per build,
+#: as bench/density.py measures the crossover on MNIST thinned or filled at random (61% with
+#: AVX-512 at 100 and 800 hidden units, 77% with AVX2); the portable build's 128-bit tiles
+#: lose at every density, so it keeps sparse rows (None). Per-example training reads either
+#: layout as sparse rows.
+DENSE_FROM = 0.6 if VECTOR_BYTES >= 64 else 0.75 if VECTOR_BYTES >= 32 else None
 
 cdef enum:
     # evaluation's examples per thread at a time (a DENSE block is packed and summed in tiles)
@@ -422,6 +424,8 @@ cdef class Dataset:
     cdef readonly Py_ssize_t n_classes
     #: the longest row's entries (SPARSE; n_inputs for DENSE)
     cdef readonly Py_ssize_t longest_row
+    #: the smallest and largest input (NaN where an input is NaN), measured when counting
+    cdef readonly double minimum, maximum
     cdef dict arrays
     cdef Rows32 rows32
     cdef Rows64 rows64
@@ -457,12 +461,27 @@ cdef class Dataset:
         self.n, self.n_inputs = x.shape
         self.literal = literal
         self.labels, self.n_classes = _labels(labels, self.n)
-        counts = (pixel_counts(x, values, literal, n_threads) if pixels
-                  else row_counts(x, literal, n_threads))
+        ranges = np.empty((self.n, 2))
+        if pixels:
+            counts = pixel_counts(x, values, literal, n_threads, ranges)
+            if x.size:
+                # the values of the pixels from the smallest to the largest present (all of
+                # them present, where values does not rise with the pixel)
+                span = values[int(ranges[:, 0].min()):int(ranges[:, 1].max()) + 1]
+                if np.any(np.diff(span) < 0):
+                    span = values[np.bincount(x.ravel(), minlength=256) > 0]
+                self.minimum, self.maximum = float(span.min()), float(span.max())
+        else:
+            counts = row_counts(x, literal, n_threads, ranges)
+            if x.size:
+                self.minimum, self.maximum = float(ranges[:, 0].min()), float(ranges[:, 1].max())
+        if not x.size:
+            self.minimum = self.maximum = np.nan
         entries = int(counts.sum())
         self.density = entries / x.size if x.size else 0.0
         if layout == "auto":
-            layout = "dense" if self.density >= DENSE_FROM and not literal else "sparse"
+            dense = DENSE_FROM is not None and self.density >= DENSE_FROM and not literal
+            layout = "dense" if dense else "sparse"
         self.layout = layout
         arrays = {"labels": self.labels}
         kept = np.empty(256, dtype=np.uint8)
@@ -508,6 +527,8 @@ cdef class Dataset:
         self.n, self.n_inputs = indptr.shape[0] - 1, n_inputs
         self.labels, self.n_classes = _labels(labels, self.n)
         self.density = data.shape[0] / (self.n * n_inputs) if self.n else 0.0
+        self.minimum = float(min(data.min(), 0)) if data.size else (0.0 if self.n else np.nan)
+        self.maximum = float(max(data.max(), 0)) if data.size else (0.0 if self.n else np.nan)
         self.longest_row = int(np.diff(indptr).max()) if self.n else 0
         arrays = {"labels": self.labels, "data": data, "indptr": indptr,
                   ("columns16" if indices.dtype == np.uint16 else "columns32"): indices}
@@ -663,6 +684,13 @@ cdef class Workspace:
             batch_indptr=np.empty(capacity + 1, np.int64),
             packed=np.empty((n_inputs, capacity) if dense and by_columns else 1, dtype),
             listed=np.empty((n_parts, n_inputs) if dense else 1, np.int32),
+            inputs=np.arange(n_inputs, dtype=np.int32),
+            tally=np.empty((n_parts, n_inputs) if dense else 1, np.int32),
+            steps=np.empty((tile_slots(n_parts, capacity), n_inputs) if dense and by_columns
+                           else 1, np.int32),
+            step_counts=np.empty((INPUT_RUNS, tile_slots(n_parts, capacity)), np.intp),
+            flags=np.empty((n_parts, capacity) if dense and by_columns else 1, np.uint8),
+            examples=np.empty((n_parts, capacity) if dense and by_columns else 1, np.int32),
             row_data=np.empty(n_inputs + 1 if dense and not batches else 1, dtype),
             row_columns=np.empty(n_inputs + 1 if dense and not batches else 1, np.int32),
         )
@@ -809,8 +837,11 @@ def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
         active_units=np.empty((n_threads, n_hidden), np.int32),
         packed=np.empty((n_threads, n_inputs * EVALUATION_BLOCK) if data.layout == "dense"
                         else 1, dtype),
-        listed=np.empty((n_threads, n_inputs), np.int32),
-        counts=np.empty((n_threads, n_inputs + 1), np.int64),
+        inputs=np.arange(n_inputs, dtype=np.int32),
+        tally=np.empty((n_threads, n_inputs), np.int32),
+        steps=np.empty((n_threads, tile_slots(1, EVALUATION_BLOCK) * n_inputs)
+                       if data.layout == "dense" else 1, np.int32),
+        step_counts=np.empty((n_threads, tile_slots(1, EVALUATION_BLOCK)), np.intp),
         examples=np.empty((n_threads, EVALUATION_BLOCK), np.int64),
         example_error=np.zeros(n if has_labels else 1, np.float64),
         example_hit=np.zeros(n if has_labels else 1, np.intp))

@@ -8,10 +8,12 @@
  * multiply-add), starting from the given start values or +0. Skipping a zero input there,
  * adding its +-0 product here: the same sum while the weights are finite.
  *
- *   grokreg_tile_sums:   out[r] = start + sum over t of a[r * a_r + t * a_t] * w[rows[t]]
- *   grokreg_tile_update: w[rows[r]] += alpha * (sum over t of a[r * a_r + t * a_t] * d[t])
+ *   grokreg_tile_sums:   out[r] = start + sum over s of a[r * a_r + t * a_t] * w[rows[t]]
+ *   grokreg_tile_update: w[rows[r]] += alpha * (sum over s of inputs[r][t] * d[t])
  *
- * (each a row of VECTORS vectors from the tile's first column; w, d and out rows ld apart).
+ * with t = steps[s] for s < count: the steps of the shared dimension where the tile has a
+ * non-zero input, in order (each a row of VECTORS vectors from the tile's first column; w, d
+ * and out rows ld apart).
  * GCC and clang get explicit vector types, so that the tile stays in registers whatever the
  * compiler's cost model says (left to the auto-vectoriser, GCC kept the accumulators in
  * memory); other compilers run plain loops, slower, with the same results. */
@@ -78,17 +80,19 @@ GROKREG_PLAIN_VECTOR(grokreg_v64, double)
 #define GROKREG_TILE_BODIES(T, V, SUFFIX)                                                   \
 GROKREG_INLINE void grokreg_sums_body_##SUFFIX(                                             \
         const int MR, const int NV, const T *a, ptrdiff_t a_r, ptrdiff_t a_t,                \
-        const T *w, ptrdiff_t ldw, const int32_t *rows, ptrdiff_t count, const T *start,    \
-        T *out, ptrdiff_t ldo) {                                                           \
+        const T *w, ptrdiff_t ldw, const int32_t *rows, const int32_t *steps,               \
+        ptrdiff_t count, const T *start, T *out, ptrdiff_t ldo) {                          \
     const ptrdiff_t lanes = (ptrdiff_t) (sizeof(V) / sizeof(T));                            \
     V acc[GROKREG_MAX_ROWS][GROKREG_MAX_VECTORS];                                          \
-    ptrdiff_t t;                                                                            \
+    ptrdiff_t s, t;                                                                         \
     int r, v;                                                                               \
     GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
         GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
             acc[r][v] = start ? GROKREG_V_LOAD(V, start + v * lanes) : GROKREG_V_ZERO(V);  \
-    for (t = 0; t < count; t++) {                                                           \
-        const T *row = w + (ptrdiff_t) rows[t] * ldw;                                       \
+    for (s = 0; s < count; s++) {                                                           \
+        const T *row;                                                                       \
+        t = steps[s];                                                                       \
+        row = w + (ptrdiff_t) rows[t] * ldw;                                                \
         V weights[GROKREG_MAX_VECTORS];                                                    \
         GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
             weights[v] = GROKREG_V_LOAD(V, row + v * lanes);                                \
@@ -103,22 +107,23 @@ GROKREG_INLINE void grokreg_sums_body_##SUFFIX(                                 
             GROKREG_V_STORE(V, out + r * ldo + v * lanes, acc[r][v]);                       \
 }                                                                                           \
 GROKREG_INLINE void grokreg_update_body_##SUFFIX(                                           \
-        const int MR, const int NV, const T *a, ptrdiff_t a_r, ptrdiff_t a_t,                \
-        const T *d, ptrdiff_t ldd, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,           \
+        const int MR, const int NV, const T *const *inputs, const T *d, ptrdiff_t ldd,      \
+        const int32_t *steps, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,                \
         const int32_t *rows) {                                                             \
     const ptrdiff_t lanes = (ptrdiff_t) (sizeof(V) / sizeof(T));                            \
     V acc[GROKREG_MAX_ROWS][GROKREG_MAX_VECTORS];                                          \
-    ptrdiff_t t;                                                                            \
+    ptrdiff_t s, t;                                                                         \
     int r, v;                                                                               \
     GROKREG_UNROLL for (r = 0; r < MR; r++)                                                                \
         GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
             acc[r][v] = GROKREG_V_ZERO(V);                                                  \
-    for (t = 0; t < count; t++) {                                                           \
+    for (s = 0; s < count; s++) {                                                           \
         V deltas[GROKREG_MAX_VECTORS];                                                     \
+        t = steps[s];                                                                       \
         GROKREG_UNROLL for (v = 0; v < NV; v++)                                                            \
             deltas[v] = GROKREG_V_LOAD(V, d + t * ldd + v * lanes);                         \
         GROKREG_UNROLL for (r = 0; r < MR; r++) {                                                          \
-            const T x = a[r * a_r + t * a_t];                                               \
+            const T x = inputs[r][t];                                                        \
             GROKREG_UNROLL for (v = 0; v < NV; v++)                                                        \
                 GROKREG_V_ADD_PRODUCT(V, acc[r][v], x, deltas[v]);                          \
         }                                                                                   \
@@ -146,8 +151,8 @@ GROKREG_TILE_BODIES(double, grokreg_v64, f64)
 #define GROKREG_TILE_FUNCTIONS(T, SUFFIX)                                                   \
 static void grokreg_tile_sums_##SUFFIX(                                                     \
         int mr, int nv, const T *a, ptrdiff_t a_r, ptrdiff_t a_t, const T *w,               \
-        ptrdiff_t ldw, const int32_t *rows, ptrdiff_t count, const T *start, T *out,        \
-        ptrdiff_t ldo) {                                                                   \
+        ptrdiff_t ldw, const int32_t *rows, const int32_t *steps, ptrdiff_t count,           \
+        const T *start, T *out, ptrdiff_t ldo) {                                           \
     if (mr > GROKREG_TILE_ROWS || nv > GROKREG_TILE_VECTORS) return;                        \
     switch (mr * 16 + nv) {                                                                 \
         GROKREG_SHAPES(GROKREG_CALL_SUMS_##SUFFIX)                                          \
@@ -155,8 +160,8 @@ static void grokreg_tile_sums_##SUFFIX(                                         
     }                                                                                       \
 }                                                                                           \
 static void grokreg_tile_update_##SUFFIX(                                                   \
-        int mr, int nv, const T *a, ptrdiff_t a_r, ptrdiff_t a_t, const T *d,               \
-        ptrdiff_t ldd, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,                       \
+        int mr, int nv, const T *const *inputs, const T *d, ptrdiff_t ldd,                  \
+        const int32_t *steps, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,                \
         const int32_t *rows) {                                                             \
     if (mr > GROKREG_TILE_ROWS || nv > GROKREG_TILE_VECTORS) return;                        \
     switch (mr * 16 + nv) {                                                                 \
@@ -167,16 +172,16 @@ static void grokreg_tile_update_##SUFFIX(                                       
 
 #define GROKREG_CALL_SUMS_f32(MR, NV) \
     if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
-        grokreg_sums_body_f32(MR, NV, a, a_r, a_t, w, ldw, rows, count, start, out, ldo)
+        grokreg_sums_body_f32(MR, NV, a, a_r, a_t, w, ldw, rows, steps, count, start, out, ldo)
 #define GROKREG_CALL_SUMS_f64(MR, NV) \
     if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
-        grokreg_sums_body_f64(MR, NV, a, a_r, a_t, w, ldw, rows, count, start, out, ldo)
+        grokreg_sums_body_f64(MR, NV, a, a_r, a_t, w, ldw, rows, steps, count, start, out, ldo)
 #define GROKREG_CALL_UPDATE_f32(MR, NV) \
     if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
-        grokreg_update_body_f32(MR, NV, a, a_r, a_t, d, ldd, count, alpha, w, ldw, rows)
+        grokreg_update_body_f32(MR, NV, inputs, d, ldd, steps, count, alpha, w, ldw, rows)
 #define GROKREG_CALL_UPDATE_f64(MR, NV) \
     if ((MR) <= GROKREG_TILE_ROWS && (NV) <= GROKREG_TILE_VECTORS) \
-        grokreg_update_body_f64(MR, NV, a, a_r, a_t, d, ldd, count, alpha, w, ldw, rows)
+        grokreg_update_body_f64(MR, NV, inputs, d, ldd, steps, count, alpha, w, ldw, rows)
 
 GROKREG_TILE_FUNCTIONS(float, f32)
 GROKREG_TILE_FUNCTIONS(double, f64)

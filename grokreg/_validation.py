@@ -82,9 +82,10 @@ def as_inputs(x, n_inputs, dtype, name="x"):
     """Images as a C-contiguous (N, n_inputs) array: of dtype, or uint8 pixels kept as such.
 
     uint8 images (pixels 0-255) stand for pixel / 255, as in the book; they stay uint8 here and
-    are scaled when their sparse rows are built (``network.sparse_rows``), which saves a dense
+    are scaled when the kernels read them (``network.dataset``), which saves a dense
     floating-point copy of the data set. Floating-point images are used as given, converted to
-    dtype. (N, H, W) images are flattened.
+    dtype. (N, H, W) images are flattened. Their values are checked where the kernels count
+    them (``check_values``), in the same pass.
     """
     array = _as_array(x, name)
     if array.dtype.kind in "bi" or (array.dtype.kind == "u" and array.dtype != np.uint8):
@@ -105,17 +106,22 @@ def as_inputs(x, n_inputs, dtype, name="x"):
         raise ValueError(f"{name} has {array.shape[1]} features per example, the network {n_inputs}")
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
-    with np.errstate(over="ignore"):  # reported below, naming the argument
-        converted = np.ascontiguousarray(array, dtype=dtype)
-    # min and max propagate NaN and hold any infinity: two passes, no boolean copy
-    smallest, largest = converted.min(), converted.max()
-    if not (np.isfinite(smallest) and np.isfinite(largest)):
-        raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
-    if 100 < largest <= 255 and smallest >= 0 and (converted == np.round(converted)).all():
+    with np.errstate(over="ignore"):  # infinities are reported by check_values
+        return np.ascontiguousarray(array, dtype=dtype)
+
+
+def check_values(data, x, name="x"):
+    """Refuse inputs that are not all finite, and warn of raw pixels given as floats, from the
+    smallest and largest input the kernels' Dataset measured when it counted them."""
+    if x.dtype == np.uint8:
+        return
+    if not (np.isfinite(data.minimum) and np.isfinite(data.maximum)):
+        raise ValueError(f"{name} contains NaN or infinite values (in {x.dtype})")
+    largest = data.maximum
+    if 100 < largest <= 255 and data.minimum >= 0 and (x == np.round(x)).all():
         warn_user(f"{name} holds whole numbers up to {largest:g}: raw pixels? Floating-point "
                   f"inputs are used as given (uint8 pixels are scaled by 1/255); pass uint8 "
                   f"images or {name} / 255, or the network will hardly learn")
-    return converted
 
 
 def as_labels(y, n_examples, n_outputs, name="y"):

@@ -15,7 +15,7 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
     ) from exc
 from . import _serialization, training
 from ._validation import (argument_error, as_inputs, as_labels, check_dtype, check_int,
-                          check_real)
+                          check_real, check_values)
 
 __all__ = ["Network", "usable_cpus"]
 
@@ -77,12 +77,15 @@ PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtyp
                 for t in (np.float32, np.float64)}
 
 
-def dataset(x, y, dtype, literal=False, n_threads=1):
-    """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None):
-    uint8 pixels stand for pixel / 255; the layout follows the inputs' density."""
+def dataset(x, y, dtype, literal=False, n_threads=1, name="x"):
+    """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None),
+    its values checked (check_values, naming the argument): uint8 pixels stand for
+    pixel / 255; the layout follows the inputs' density."""
     values = PIXEL_VALUES[dtype] if x.dtype == np.uint8 else None
-    return _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
+    data = _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
                             n_threads=n_threads)
+    check_values(data, x, name)
+    return data
 
 
 LOSSES = {"mse": _kernels.Loss.SQUARED_ERROR,
@@ -311,8 +314,8 @@ class Network:
     def _loss_code(self):
         return LOSSES[self.loss]
 
-    def _dataset(self, x, y=None, literal=False):
-        return dataset(x, y, self.dtype, literal, self._n_threads)
+    def _dataset(self, x, y=None, literal=False, name="x"):
+        return dataset(x, y, self.dtype, literal, self._n_threads, name)
 
     def _evaluate(self, data, literal=False):
         """(error, accuracy) on a labelled Dataset."""

@@ -19,10 +19,13 @@ __all__ = ["Plan", "plan", "run"]
 
 @dataclass
 class Plan:
-    """A fit's data and settings, checked and converted (the arguments of ``Network.fit``)."""
+    """A fit's data and settings, checked and converted (the arguments of ``Network.fit``):
+    the inputs and labels, and the kernels' Datasets made of them (``data``: "train", and
+    "val" and "test" where given)."""
 
     x: np.ndarray
     y: np.ndarray
+    data: dict
     epochs: int
     alpha: float
     batch_size: int
@@ -79,7 +82,13 @@ def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
     if not isinstance(progress, (bool, np.bool_, str)):
         raise TypeError(f"progress must be True, False or a label, got {type(progress).__name__}")
     label = progress if isinstance(progress, str) else "train" if progress else None
-    return Plan(x, y, epochs, alpha, batch_size, test_data, validation_data, eval_every,
+    data = {"train": net._dataset(x, y)}
+    for prefix, argument, given in (("val", "validation_data", validation_data),
+                                    ("test", "test_data", test_data)):
+        if given is not None:
+            name = "x" if validation_split and prefix == "val" else f"{argument}[0]"
+            data[prefix] = net._dataset(*given, name=name)
+    return Plan(x, y, data, epochs, alpha, batch_size, test_data, validation_data, eval_every,
                 bool(shuffle), early_stopping, on_divergence, label, on_epoch_end)
 
 
@@ -104,10 +113,10 @@ def run(net, plan):
     datasets = {prefix: data for prefix, data in (("val", plan.validation_data),
                                                    ("test", plan.test_data)) if data is not None}
 
-    def as_data(literal):
-        """Every data set as the kernels read it, built once per fit."""
-        return (net._dataset(x, y, literal),
-                {prefix: net._dataset(inputs, labels, literal)
+    def literal_data():
+        """Every data set as literal rows (see below), built when first needed."""
+        return (net._dataset(x, y, True),
+                {prefix: net._dataset(inputs, labels, True)
                  for prefix, (inputs, labels) in datasets.items()})
 
     def workspace(data):
@@ -117,7 +126,8 @@ def run(net, plan):
             train_bias=net.bias, n_threads=net.n_threads)
 
     parameters = net._parameters  # the arrays themselves: assignments copy into them
-    train, evaluations = as_data(False)
+    train = plan.data["train"]
+    evaluations = {prefix: plan.data[prefix] for prefix in datasets}
     work = workspace(train)
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.
@@ -148,7 +158,7 @@ def run(net, plan):
                 _copy_all(parameters, backup)
                 net._bit_generator.state = stream
                 literal, stream = True, None
-                train, evaluations = as_data(True)
+                train, evaluations = literal_data()
                 work = workspace(train)
             if not finite and plan.on_divergence == "warn":
                 if history.stop_message is None:
