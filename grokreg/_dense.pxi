@@ -31,9 +31,31 @@ cdef extern from "_tiles.h":
         const int32_t *rows) noexcept nogil
 
 
-cdef inline Py_ssize_t tile_vectors(Py_ssize_t remaining, Py_ssize_t lanes) noexcept nogil:
-    """The vectors of the next tile across remaining columns (a multiple of lanes)."""
-    return min(TILE_VECTORS, remaining // lanes)
+    # the same, one 32-byte block wide: a row's last columns past its whole 64-byte vectors
+    void tile_sums_half_f32 "grokreg_tile_sums_half_f32"(
+        int mr, int nv, const float *a, Py_ssize_t a_r, Py_ssize_t a_t, const float *w,
+        Py_ssize_t ldw, const int32_t *rows, const int32_t *steps, Py_ssize_t count,
+        const float *start, float *out, Py_ssize_t ldo) noexcept nogil
+    void tile_sums_half_f64 "grokreg_tile_sums_half_f64"(
+        int mr, int nv, const double *a, Py_ssize_t a_r, Py_ssize_t a_t, const double *w,
+        Py_ssize_t ldw, const int32_t *rows, const int32_t *steps, Py_ssize_t count,
+        const double *start, double *out, Py_ssize_t ldo) noexcept nogil
+    void tile_update_half_f32 "grokreg_tile_update_half_f32"(
+        int mr, int nv, const float *const *inputs, const float *d, Py_ssize_t ldd,
+        const int32_t *steps, Py_ssize_t count, float alpha, float *w, Py_ssize_t ldw,
+        const int32_t *rows) noexcept nogil
+    void tile_update_half_f64 "grokreg_tile_update_half_f64"(
+        int mr, int nv, const double *const *inputs, const double *d, Py_ssize_t ldd,
+        const int32_t *steps, Py_ssize_t count, double alpha, double *w, Py_ssize_t ldw,
+        const int32_t *rows) noexcept nogil
+
+
+cdef inline Py_ssize_t tile_columns(Py_ssize_t remaining, Py_ssize_t lanes,
+                                    Py_ssize_t *nv) noexcept nogil:
+    """The next tile's columns across remaining ones (whole 32-byte blocks): up to
+    TILE_VECTORS whole vectors (their number in nv), else one 32-byte block (nv = 0)."""
+    nv[0] = min(TILE_VECTORS, remaining // lanes)
+    return nv[0] * lanes if nv[0] > 0 else 32 // (VECTOR_BYTES // lanes)
 
 
 cdef inline Py_ssize_t tile_slot(Py_ssize_t part, Py_ssize_t example) noexcept nogil:
@@ -145,23 +167,26 @@ cdef void dense_sums(const floating *packed, Py_ssize_t ld, const int32_t *steps
     width (weights' columns) is whole vectors. A panel of columns at a time (its weights stay
     in L2 while every tile of examples reads them: 784 x 800 float32 weights do not).
     """
-    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, b, mr, nv, slot
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, b, mr, nv, columns, slot
+    nv = 0
     while j < width:
-        nv = tile_vectors(width - j, lanes)
+        columns = tile_columns(width - j, lanes, &nv)
         b = first
         while b < last:
             mr = min(TILE_ROWS, last - b)
             slot = tile_slot(part, b)
             if floating is float:
-                tile_sums_f32(mr, nv, packed + b, 1, ld, weights + j, width, inputs,
-                              steps + slot * stride, step_counts[slot],
-                              start + j if start != NULL else NULL, out + b * ldo + j, ldo)
+                (tile_sums_f32 if nv else tile_sums_half_f32)(
+                    mr, nv, packed + b, 1, ld, weights + j, width, inputs,
+                    steps + slot * stride, step_counts[slot],
+                    start + j if start != NULL else NULL, out + b * ldo + j, ldo)
             else:
-                tile_sums_f64(mr, nv, packed + b, 1, ld, weights + j, width, inputs,
-                              steps + slot * stride, step_counts[slot],
-                              start + j if start != NULL else NULL, out + b * ldo + j, ldo)
+                (tile_sums_f64 if nv else tile_sums_half_f64)(
+                    mr, nv, packed + b, 1, ld, weights + j, width, inputs,
+                    steps + slot * stride, step_counts[slot],
+                    start + j if start != NULL else NULL, out + b * ldo + j, ldo)
             b += mr
-        j += nv * lanes
+        j += columns
 
 
 cdef Py_ssize_t nonzero_examples(const floating *const *rows, Py_ssize_t count,
@@ -192,8 +217,9 @@ cdef void dense_update(const floating *packed, Py_ssize_t ld, const int32_t *lis
     example order: the rows update_inputs updates from the same batch, a tile of TILE_ROWS
     inputs at a time, over the examples where one of them is non-zero (scratch: flags and
     examples, size each)."""
-    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j, t, r, mr, nv, count
+    cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j, t, r, mr, nv, count, columns
     cdef const floating *inputs[16]
+    nv = 0
     t = first
     while t < last:
         mr = min(TILE_ROWS, last - t)
@@ -202,14 +228,16 @@ cdef void dense_update(const floating *packed, Py_ssize_t ld, const int32_t *lis
         count = nonzero_examples(inputs, mr, size, flags, examples)
         j = 0
         while j < width:
-            nv = tile_vectors(width - j, lanes)
+            columns = tile_columns(width - j, lanes, &nv)
             if floating is float:
-                tile_update_f32(mr, nv, inputs, delta + j, width, examples, count, alpha,
-                                weights + j, width, listed + t)
+                (tile_update_f32 if nv else tile_update_half_f32)(
+                    mr, nv, inputs, delta + j, width, examples, count, alpha, weights + j,
+                    width, listed + t)
             else:
-                tile_update_f64(mr, nv, inputs, delta + j, width, examples, count, alpha,
-                                weights + j, width, listed + t)
-            j += nv * lanes
+                (tile_update_f64 if nv else tile_update_half_f64)(
+                    mr, nv, inputs, delta + j, width, examples, count, alpha, weights + j,
+                    width, listed + t)
+            j += columns
         t += mr
 
 

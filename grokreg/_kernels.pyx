@@ -274,11 +274,12 @@ def aligned_copy(array, dtype=None):
 
 #: where the DENSE layout takes over (Dataset's "auto"): the share of non-zero inputs from
 #: which its register tiles train a mini-batch epoch faster than the sparse rows, per build,
-#: as bench/density.py measures the crossover on MNIST thinned or filled at random (61% with
-#: AVX-512 at 100 and 800 hidden units, 77% with AVX2); the portable build's 128-bit tiles
-#: lose at every density, so it keeps sparse rows (None). Per-example training reads either
-#: layout as sparse rows.
-DENSE_FROM = 0.6 if VECTOR_BYTES >= 64 else 0.75 if VECTOR_BYTES >= 32 else None
+#: as bench/density.py measures the crossover on MNIST thinned or filled at random: 50% with
+#: AVX-512 (taken lower: images' zeros come in stretches the tiles skip, and Fashion-MNIST's
+#: 49.8% trains in 238 ms an epoch dense against 295 sparse), 75% with AVX2; the portable
+#: build's 128-bit tiles lose at every density, so it keeps sparse rows (None). Per-example
+#: training reads either layout as sparse rows.
+DENSE_FROM = 0.45 if VECTOR_BYTES >= 64 else 0.75 if VECTOR_BYTES >= 32 else None
 
 cdef enum:
     # evaluation's examples per thread at a time (a DENSE block is packed and summed in tiles)
@@ -309,9 +310,9 @@ cdef check_network(const floating[:, ::1] weights_0_1, const floating[::1] bias_
     if bias_1.shape[0] != weights_0_1.shape[1] or bias_2.shape[0] != weights_1_2.shape[1]:
         raise ValueError("bias_1 and bias_2 must have one entry per column of weights_0_1 "
                          "and per output")
-    if weights_0_1.shape[1] % (VECTOR_BYTES // sizeof(floating)):
-        raise ValueError(f"weights_0_1's rows must be whole vectors of this build's "
-                         f"{VECTOR_BYTES} bytes (padded: see grokreg.network.padded_width)")
+    if weights_0_1.shape[1] % (32 // sizeof(floating)):
+        raise ValueError("weights_0_1's rows must be whole blocks of 32 bytes (padded: see "
+                         "grokreg.network.padded_width)")
     if loss != SQUARED_ERROR and loss != SOFTMAX_CROSS_ENTROPY:
         raise ValueError(f"unknown loss code {loss}")
 

@@ -48,6 +48,10 @@
 /* may_alias and the element's alignment: loaded from and stored to plain float rows */
 typedef float grokreg_v32 __attribute__((vector_size(GROKREG_VECTOR_BYTES), aligned(4), may_alias));
 typedef double grokreg_v64 __attribute__((vector_size(GROKREG_VECTOR_BYTES), aligned(8), may_alias));
+/* 32 bytes, the rows' padding (grokreg.network.padded_width): a row's last columns with
+   64-byte vectors */
+typedef float grokreg_h32 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias));
 #define GROKREG_V_ZERO(V) ((V) {0})
 #define GROKREG_V_LOAD(V, p) (*(const V *) (p))
 #define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
@@ -60,6 +64,8 @@ typedef double grokreg_v64 __attribute__((vector_size(GROKREG_VECTOR_BYTES), ali
 #define GROKREG_LANES64 (GROKREG_VECTOR_BYTES / 8)
 typedef struct { float v[GROKREG_LANES32]; } grokreg_v32;
 typedef struct { double v[GROKREG_LANES64]; } grokreg_v64;
+typedef struct { float v[8]; } grokreg_h32;
+typedef struct { double v[4]; } grokreg_h64;
 #define GROKREG_LANES_OF(V) ((int) (sizeof(V) / sizeof(((V *) 0)->v[0])))
 #define GROKREG_V_ZERO(V) grokreg_zero_##V()
 #define GROKREG_V_LOAD(V, p) grokreg_load_##V(p)
@@ -74,6 +80,8 @@ typedef struct { double v[GROKREG_LANES64]; } grokreg_v64;
     GROKREG_INLINE void grokreg_add_scaled_##V(T *p, T alpha, V acc) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = p[i] + alpha * acc.v[i]; }
 GROKREG_PLAIN_VECTOR(grokreg_v32, float)
 GROKREG_PLAIN_VECTOR(grokreg_v64, double)
+GROKREG_PLAIN_VECTOR(grokreg_h32, float)
+GROKREG_PLAIN_VECTOR(grokreg_h64, double)
 #endif
 
 /* The bodies, for a tile of MR rows and NV vectors known where they are inlined. */
@@ -136,6 +144,8 @@ GROKREG_INLINE void grokreg_update_body_##SUFFIX(                               
 
 GROKREG_TILE_BODIES(float, grokreg_v32, f32)
 GROKREG_TILE_BODIES(double, grokreg_v64, f64)
+GROKREG_TILE_BODIES(float, grokreg_h32, h32)
+GROKREG_TILE_BODIES(double, grokreg_h64, h64)
 
 /* One function per kind and dtype, which takes the tile's shape at run time and runs the
  * body compiled for it: every shape up to ROWS x VECTORS, the smaller ones for the edges. */
@@ -185,5 +195,41 @@ static void grokreg_tile_update_##SUFFIX(                                       
 
 GROKREG_TILE_FUNCTIONS(float, f32)
 GROKREG_TILE_FUNCTIONS(double, f64)
+
+/* A tile one 32-byte block wide (the last columns of a row, past its whole 64-byte vectors):
+ * the same arguments, nv unused. */
+#define GROKREG_ROWS_OF(CALL) \
+    case 1: CALL(1); break; case 2: CALL(2); break; case 3: CALL(3); break; \
+    case 4: CALL(4); break; case 5: CALL(5); break; case 6: CALL(6); break; \
+    case 7: CALL(7); break; case 8: CALL(8); break;
+#define GROKREG_HALF_FUNCTIONS(T, SUFFIX)                                                   \
+static void grokreg_tile_sums_half_##SUFFIX(                                                \
+        int mr, int nv, const T *a, ptrdiff_t a_r, ptrdiff_t a_t, const T *w,               \
+        ptrdiff_t ldw, const int32_t *rows, const int32_t *steps, ptrdiff_t count,           \
+        const T *start, T *out, ptrdiff_t ldo) {                                           \
+    (void) nv;                                                                              \
+    switch (mr) { GROKREG_ROWS_OF(GROKREG_HALF_SUMS_##SUFFIX) default: break; }            \
+}                                                                                           \
+static void grokreg_tile_update_half_##SUFFIX(                                              \
+        int mr, int nv, const T *const *inputs, const T *d, ptrdiff_t ldd,                  \
+        const int32_t *steps, ptrdiff_t count, T alpha, T *w, ptrdiff_t ldw,                \
+        const int32_t *rows) {                                                             \
+    (void) nv;                                                                              \
+    switch (mr) { GROKREG_ROWS_OF(GROKREG_HALF_UPDATE_##SUFFIX) default: break; }          \
+}
+#define GROKREG_HALF_SUMS_f32(MR) \
+    if ((MR) <= GROKREG_TILE_ROWS) \
+        grokreg_sums_body_h32(MR, 1, a, a_r, a_t, w, ldw, rows, steps, count, start, out, ldo)
+#define GROKREG_HALF_SUMS_f64(MR) \
+    if ((MR) <= GROKREG_TILE_ROWS) \
+        grokreg_sums_body_h64(MR, 1, a, a_r, a_t, w, ldw, rows, steps, count, start, out, ldo)
+#define GROKREG_HALF_UPDATE_f32(MR) \
+    if ((MR) <= GROKREG_TILE_ROWS) \
+        grokreg_update_body_h32(MR, 1, inputs, d, ldd, steps, count, alpha, w, ldw, rows)
+#define GROKREG_HALF_UPDATE_f64(MR) \
+    if ((MR) <= GROKREG_TILE_ROWS) \
+        grokreg_update_body_h64(MR, 1, inputs, d, ldd, steps, count, alpha, w, ldw, rows)
+GROKREG_HALF_FUNCTIONS(float, f32)
+GROKREG_HALF_FUNCTIONS(double, f64)
 
 #endif

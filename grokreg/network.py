@@ -21,14 +21,19 @@ __all__ = ["Network", "usable_cpus"]
 
 def padded_width(hidden, dtype):
     """The row width the kernels get for weights_0_1 and bias_1: hidden rounded up to whole
-    vectors of 32 bytes (8 float32, 4 float64: AVX2's, which SSE2's 16 bytes divide), or of
-    the kernels' own width if wider (a local AVX-512 build), so that every row is whole
-    vectors (see grokreg/_kernels.pyx); the padding is zeros and stays so. (Whole 64-byte
-    cache lines, 112 instead of 104 float32 for 100 units, cost 7% more time in the first
-    layer's passes and update with AVX2.) Any width of at least hidden computes the same
+    blocks of 32 bytes (8 float32, 4 float64: an AVX2 vector, two of SSE2's, half of
+    AVX-512's, whose kernels end a row with a half vector), so that every row is read in whole
+    vectors (see grokreg/_kernels.pyx), the same layout whichever build runs; the padding is
+    zeros and stays so. (Whole 64-byte cache lines, 112 instead of 104 float32 for 100
+    units, cost 7% more time in the first layer's passes and update with AVX2, and 8% more
+    arithmetic in the AVX-512 build's tiles.) Any width of at least hidden computes the same
     numbers."""
-    lanes = max(32, _kernels.VECTOR_WIDTH) // np.dtype(dtype).itemsize
+    lanes = ROW_BYTES // np.dtype(dtype).itemsize
     return -(-hidden // lanes) * lanes
+
+
+#: what the rows of weights_0_1 are padded to, in bytes (padded_width)
+ROW_BYTES = 32
 
 
 def _array_property(name, doc):

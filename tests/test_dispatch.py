@@ -80,9 +80,7 @@ def train_and_evaluate(kernels, dtype, n_hidden, batch_size, keep, book, layout)
     images[images < 190] = 0
     labels = rng.integers(0, 10, size=150).astype(np.int64)
     data = kernels.Dataset(images, labels, dtype=dtype, layout=layout)
-    # padded as wide as the widest build needs, so that every build reads the same arrays
-    width = padded_width(n_hidden, dtype)
-    width += -width % (64 // np.dtype(dtype).itemsize)
+    width = padded_width(n_hidden, dtype)  # the same layout for every build
     weights_0_1 = kernels.aligned_zeros((50, width), dtype)
     weights_0_1[:, :n_hidden] = 0.2 * rng.random((50, n_hidden)) - 0.1
     parameters = [weights_0_1, kernels.aligned_zeros(width, dtype),
