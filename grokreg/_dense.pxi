@@ -81,38 +81,51 @@ cdef inline Py_ssize_t count_below(const int32_t *ascending, Py_ssize_t count,
 
 cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
                              const floating *table, Py_ssize_t n_inputs, const int64_t *batch,
-                             Py_ssize_t first, Py_ssize_t last, int32_t *tally,
-                             int64_t *counts) noexcept nogil:
+                             Py_ssize_t first, Py_ssize_t last, const floating *mask,
+                             int32_t *tally, int64_t *counts) noexcept nogil:
     """counts[k] = how many of the examples batch[first:last] have input k non-zero (the rows
-    as floating point values, or pixels through table), counted in vectors of int32 in tally
+    as floating point values, or pixels through table; times the batch's input dropout
+    factors, mask[b * n_inputs + k], if not NULL), counted in vectors of int32 in tally
     (n_inputs of scratch). The batch's one read from memory: the rows stay in cache for
     pack_inputs."""
     cdef Py_ssize_t b, k
     cdef const floating *row
     cdef const uint8_t *pixel_row
+    cdef const floating *factors
     for k in range(n_inputs):
         tally[k] = 0
     for b in range(first, last):
+        factors = mask + b * n_inputs if mask != NULL else NULL
         if values != NULL:
             row = values + batch[b] * n_inputs
-            for k in range(n_inputs):  # a comparison, which vectorises
-                tally[k] += row[k] != 0
+            if factors != NULL:
+                for k in range(n_inputs):
+                    tally[k] += row[k] * factors[k] != 0
+            else:
+                for k in range(n_inputs):  # a comparison, which vectorises
+                    tally[k] += row[k] != 0
         else:
             pixel_row = pixels + batch[b] * n_inputs
-            for k in range(n_inputs):
-                tally[k] += table[pixel_row[k]] != 0
+            if factors != NULL:
+                for k in range(n_inputs):
+                    tally[k] += table[pixel_row[k]] * factors[k] != 0
+            else:
+                for k in range(n_inputs):
+                    tally[k] += table[pixel_row[k]] != 0
     for k in range(n_inputs):
         counts[k] = tally[k]
 
 
 cdef void pack_inputs(const floating *values, const uint8_t *pixels, const floating *table,
                       Py_ssize_t n_inputs, const int64_t *batch, Py_ssize_t first,
-                      Py_ssize_t last, Py_ssize_t low, Py_ssize_t high, floating *packed,
-                      Py_ssize_t ld, int32_t *tally, int32_t *steps, Py_ssize_t stride,
-                      Py_ssize_t *step_counts, Py_ssize_t part) noexcept nogil:
+                      Py_ssize_t last, const floating *mask, Py_ssize_t low, Py_ssize_t high,
+                      floating *packed, Py_ssize_t ld, int32_t *tally, int32_t *steps,
+                      Py_ssize_t stride, Py_ssize_t *step_counts,
+                      Py_ssize_t part) noexcept nogil:
     """Inputs low..high - 1 of the examples batch[first:last] packed: packed[k * ld + b] =
-    input k of example batch[b] (transposed; pixels looked up in table); and for each tile of
-    TILE_ROWS examples from first, the inputs where one of them is non-zero, in order, from
+    input k of example batch[b] (transposed; pixels looked up in table; times the input
+    dropout factor mask[b * n_inputs + k], if not NULL); and for each tile of TILE_ROWS
+    examples from first, the inputs where one of them is non-zero, in order, from
     steps[slot * stride] on, their number in step_counts[slot] (slot = tile_slot(part, the
     tile's first example); tally: n_inputs int32 of scratch)."""
     cdef Py_ssize_t b, k, r, mr, n, slot
@@ -123,18 +136,12 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
     b = first
     while b < last:
         mr = min(TILE_ROWS, last - b)
-        for k in range(low, high):
-            tally[k] = 0
         for r in range(mr):
             if values != NULL:
                 rows[r] = values + batch[b + r] * n_inputs
-                for k in range(low, high):  # a comparison, which vectorises
-                    tally[k] += rows[r][k] != 0
             else:
                 pixel_rows[r] = pixels + batch[b + r] * n_inputs
-                for k in range(low, high):
-                    tally[k] += table[pixel_rows[r][k]] != 0
-        # the tile's rows, now in L1, down the columns: its examples side by side
+        # the tile's rows down the columns: its examples side by side
         for k in range(low, high):
             column = packed + k * ld + b
             if values != NULL:
@@ -143,6 +150,21 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
             else:
                 for r in range(mr):
                     column[r] = table[pixel_rows[r][k]]
+        for k in range(low, high):
+            tally[k] = 0
+        if mask != NULL:  # the factors applied, and the survivors counted where they are
+            for k in range(low, high):
+                for r in range(mr):
+                    packed[k * ld + b + r] *= mask[(b + r) * n_inputs + k]
+                    tally[k] += packed[k * ld + b + r] != 0
+        else:  # the inputs where the tile has a non-zero one, a row at a time: vectorised
+            for r in range(mr):
+                if values != NULL:
+                    for k in range(low, high):
+                        tally[k] += rows[r][k] != 0
+                else:
+                    for k in range(low, high):
+                        tally[k] += table[pixel_rows[r][k]] != 0
         slot = tile_slot(part, b)
         tile_steps = steps + slot * stride
         n = 0

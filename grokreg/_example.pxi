@@ -53,6 +53,19 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
         mask[n - 1] = factor[<uint64_t> (<uint32_t> bits) < threshold]
 
 
+cdef inline bint keyed_bit(uint64_t key, Py_ssize_t example, Py_ssize_t n, Py_ssize_t j,
+                           uint64_t threshold) noexcept nogil:
+    """Whether unit j of n survives in keyed_mask(key, example, ...) (threshold = keep *
+    2**32), computed alone: the input dropout of a sparse row's entries, without the mask of
+    the zeros around them."""
+    cdef uint64_t pairs = (n + 1) // 2
+    cdef uint64_t bits = mix64(key + (<uint64_t> (example * pairs + j // 2) + 1)
+                               * 0x9E3779B97F4A7C15ULL)
+    if j % 2:
+        bits = bits >> 32
+    return (bits & 0xFFFFFFFFULL) < threshold
+
+
 cdef extern from *:
     """
     /* The compaction of a row's non-zero entries (the active hidden units here, a data set's
@@ -277,7 +290,7 @@ cdef inline double log_sum_exp(const floating *out, Py_ssize_t n_outputs,
 
 
 cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int64_t label,
-                                 int loss, Py_ssize_t *n_correct) noexcept nogil:
+                                 int loss, double *n_correct) noexcept nogil:
     """The example's loss (squared error summed over outputs, or cross-entropy) and its hit."""
     cdef Py_ssize_t c
     cdef double d, largest, error = 0
@@ -293,8 +306,10 @@ cdef inline double score_example(const floating *out, Py_ssize_t n_outputs, int6
 
 
 cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label, int loss,
-                              floating divisor) noexcept nogil:
-    """In place: out becomes (target - prediction) / divisor, the book's (labels - layer_2) / B.
+                              floating weight, floating divisor) noexcept nogil:
+    """In place: out becomes (target - prediction) * weight / divisor, the book's
+    (labels - layer_2) / B with weight 1 (a product by 1 changes no bit), the example's share
+    of a weighted batch's mean with its sample weight and the batch's total.
 
     The prediction is the output itself for squared error, its softmax for cross-entropy.
     """
@@ -305,7 +320,7 @@ cdef inline void output_delta(floating *out, Py_ssize_t n_outputs, int64_t label
         for c in range(n_outputs):
             out[c] = <floating> exp(out[c] - largest - normaliser)
     for c in range(n_outputs):
-        out[c] = ((<floating> 1 if c == label else <floating> 0) - out[c]) / divisor
+        out[c] = (((<floating> 1 if c == label else <floating> 0) - out[c]) * weight) / divisor
 
 
 cdef inline void hidden_delta(const floating *delta_2, const floating *weights_2_1,

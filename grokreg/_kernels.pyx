@@ -45,7 +45,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport NAN, exp, isfinite, log
+from libc.math cimport NAN, exp, isfinite, log, sqrt
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
@@ -213,7 +213,17 @@ cdef struct Rules:
     bint train_bias
     int loss           # SQUARED_ERROR or SOFTMAX_CROSS_ENTROPY
     bint literal       # skip no zero: 0 * inf must give NaN, as in NumPy (after a divergence)
-    Dropout dropout
+    Dropout dropout    # of the hidden units
+    Dropout input_dropout  # of the inputs (default mode: keyed masks)
+    # the regularizers of a step, as scikit-learn's SGDOptimizer takes it: step = -alpha *
+    # (gradient + weight_decay * weights); with momentum, velocity = momentum * velocity +
+    # step, weights += velocity (nesterov: momentum * velocity + step); max_norm > 0 rescales
+    # each unit's incoming weights to that norm at most after every step
+    double weight_decay
+    double momentum
+    bint nesterov
+    double max_norm
+    bint stepped       # weight decay or momentum: a step is made in the step buffers, then taken
 
 
 # The kernels, by job; each file is included here, so that one module (per instruction-set
@@ -384,6 +394,20 @@ cdef ByInput by_input_of(int64_t[:, ::1] counts, int64_t[:, ::1] starts,
 LAYOUTS = ("sparse", "dense")
 
 
+def _weights(sample_weight, Py_ssize_t n):
+    """Sample weights as float64 (n,), checked finite and non-negative; their total."""
+    if sample_weight is None:
+        return None, float(n)
+    weights = np.asarray(sample_weight)
+    if weights.dtype != np.float64 or weights.ndim != 1 or not weights.flags.c_contiguous:
+        raise TypeError("sample_weight must be a C-contiguous float64 array")
+    if weights.shape[0] != n:
+        raise ValueError(f"sample_weight has {weights.shape[0]} entries for {n} examples")
+    if not np.isfinite(weights).all() or (n and weights.min() < 0):
+        raise ValueError("sample_weight must hold finite, non-negative numbers")
+    return weights, float(weights.sum())
+
+
 def _labels(labels, Py_ssize_t n):
     """Labels as int64 (n,), checked non-negative; and the number of classes they need."""
     if labels is None:
@@ -427,12 +451,15 @@ cdef class Dataset:
     cdef readonly Py_ssize_t longest_row
     #: the smallest and largest input (NaN where an input is NaN), measured when counting
     cdef readonly double minimum, maximum
+    #: each example's weight (None: each counts once), and their total
+    cdef readonly object sample_weight
+    cdef readonly double weight_total
     cdef dict arrays
     cdef Rows32 rows32
     cdef Rows64 rows64
 
     def __init__(self, x, labels=None, *, dtype=None, layout="auto", bint literal=False,
-                 values=None, int n_threads=1):
+                 values=None, sample_weight=None, int n_threads=1):
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
         if layout not in ("auto",) + LAYOUTS:
@@ -462,6 +489,7 @@ cdef class Dataset:
         self.n, self.n_inputs = x.shape
         self.literal = literal
         self.labels, self.n_classes = _labels(labels, self.n)
+        self.sample_weight, self.weight_total = _weights(sample_weight, self.n)
         ranges = np.empty((self.n, 2))
         if pixels:
             counts = pixel_counts(x, values, literal, n_threads, ranges)
@@ -484,7 +512,7 @@ cdef class Dataset:
             dense = DENSE_FROM is not None and self.density >= DENSE_FROM and not literal
             layout = "dense" if dense else "sparse"
         self.layout = layout
-        arrays = {"labels": self.labels}
+        arrays = {"labels": self.labels, "weights": self.sample_weight}
         kept = np.empty(256, dtype=np.uint8)
         zero_pixel_only = False
         if pixels:
@@ -503,7 +531,7 @@ cdef class Dataset:
 
     @classmethod
     def from_rows(cls, data, indices, indptr, Py_ssize_t n_inputs, labels=None, *,
-                  bint literal=False, int n_threads=1):
+                  bint literal=False, sample_weight=None, int n_threads=1):
         """A SPARSE Dataset over sparse rows made elsewhere (data, indices, indptr as
         sparse_rows returns them), every entry checked."""
         cdef Dataset self = cls.__new__(cls)
@@ -527,11 +555,13 @@ cdef class Dataset:
         self.dtype, self.layout, self.literal = data.dtype, "sparse", literal
         self.n, self.n_inputs = indptr.shape[0] - 1, n_inputs
         self.labels, self.n_classes = _labels(labels, self.n)
+        self.sample_weight, self.weight_total = _weights(sample_weight, self.n)
         self.density = data.shape[0] / (self.n * n_inputs) if self.n else 0.0
         self.minimum = float(min(data.min(), 0)) if data.size else (0.0 if self.n else np.nan)
         self.maximum = float(max(data.max(), 0)) if data.size else (0.0 if self.n else np.nan)
         self.longest_row = int(np.diff(indptr).max()) if self.n else 0
-        arrays = {"labels": self.labels, "data": data, "indptr": indptr,
+        arrays = {"labels": self.labels, "weights": self.sample_weight, "data": data,
+                  "indptr": indptr,
                   ("columns16" if indices.dtype == np.uint16 else "columns32"): indices}
         self._bind(arrays, False)
         return self
@@ -564,22 +594,31 @@ cdef class Workspace:
     checks the network against the data (shapes, classes, the options) in constant time
     (the Dataset was checked when made), allocates every buffer an epoch needs, and
     ``train_epoch(order)`` then trains one epoch in place, allocating nothing. ``alpha`` may
-    change between epochs. The arrays are the network's own: the Workspace keeps references,
-    and they must not be reallocated while it is used.
+    change between epochs. The arrays are the network's own (and, with momentum, its four
+    velocities): the Workspace keeps references, and they must not be reallocated while it is
+    used.
+
+    The regularizers (default mode only): ``weight_decay`` (the step takes alpha *
+    weight_decay * weights off the weights, not the biases), ``momentum`` and ``nesterov``
+    (scikit-learn's SGDOptimizer), ``max_norm`` (each unit's incoming weights rescaled to that
+    norm at most after every step; 0: none), ``input_keep`` (the share of inputs kept by
+    input dropout, with its ``input_generator``) and the Dataset's sample weights.
     """
     cdef Fit32 fit32
     cdef Fit64 fit64
     cdef bint wide
     cdef dict scratch
     cdef readonly Dataset data
-    cdef readonly object parameters
-    cdef object bit_generator
+    cdef readonly object parameters, velocities
+    cdef object bit_generator, input_generator
     cdef readonly Py_ssize_t batch_size
 
     def __init__(self, Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2, *,
                  double alpha=0.001, Py_ssize_t batch_size=1, bint book=False,
                  double keep=1.0, object bit_generator=None, int loss=SQUARED_ERROR,
-                 bint train_bias=False, int n_threads=1):
+                 bint train_bias=False, int n_threads=1, double weight_decay=0,
+                 double momentum=0, bint nesterov=False, double max_norm=0,
+                 double input_keep=1.0, object input_generator=None, velocities=None):
         cdef Rules rules
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
@@ -597,11 +636,22 @@ cdef class Workspace:
                              f"{n_outputs} outputs")
         if not (0 < keep <= 1):
             raise ValueError(f"keep must be in (0, 1], got {keep}")
+        if not (0 < input_keep <= 1):
+            raise ValueError(f"input_keep must be in (0, 1], got {input_keep}")
         if batch_size < 1 or batch_size > max(data.n, 1):
             raise ValueError(f"batch_size must be in 1..{max(data.n, 1)} (the examples), got "
                              f"{batch_size}")
+        for name, value in (("weight_decay", weight_decay), ("max_norm", max_norm)):
+            if not (isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if not (0 <= momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if book and (loss != SQUARED_ERROR or train_bias):
             raise ValueError("the book's network has squared error and no biases")
+        if book and (weight_decay or momentum or nesterov or max_norm or input_keep < 1
+                     or data.sample_weight is not None):
+            raise ValueError("the book's network has no weight decay, momentum, max-norm, "
+                             "input dropout or sample weights")
         rules.book, rules.train_bias, rules.loss, rules.literal = book, train_bias, loss, data.literal
         rules.dropout.active = keep < 1
         rules.dropout.book = book
@@ -611,11 +661,38 @@ cdef class Workspace:
             if book and keep != 0.5:
                 raise ValueError("the book's dropout keeps half the units (keep = 0.5)")
             rules.dropout.rng = bitgen_of(bit_generator)
-        self.data, self.bit_generator, self.batch_size = data, bit_generator, batch_size
+        rules.input_dropout.active = input_keep < 1
+        rules.input_dropout.book = False
+        rules.input_dropout.keep = input_keep
+        rules.input_dropout.rng = NULL
+        if rules.input_dropout.active:
+            rules.input_dropout.rng = bitgen_of(input_generator)
+            if input_generator is not bit_generator and rules.dropout.active:
+                raise ValueError("input_generator must be bit_generator (one lock, one stream)")
+        rules.weight_decay, rules.momentum, rules.nesterov = weight_decay, momentum, nesterov
+        rules.max_norm = max_norm
+        rules.stepped = weight_decay != 0 or momentum != 0
         self.parameters = (weights_0_1, bias_1, weights_1_2, bias_2)
+        self.velocities = None
+        if momentum:
+            if velocities is None or len(velocities) != 4:
+                raise ValueError("momentum needs the four velocities")
+            velocities = tuple(velocities)
+            for velocity, parameter in zip(velocities, self.parameters):
+                velocity = np.asarray(velocity)
+                if (velocity.shape != parameter.shape or velocity.dtype != dtype
+                        or not velocity.flags.c_contiguous):
+                    raise ValueError("each velocity must be a C-contiguous array like its "
+                                     "parameter")
+            self.velocities = velocities
+        self.data, self.batch_size = data, batch_size
+        self.bit_generator, self.input_generator = bit_generator, input_generator
         self.wide = dtype == np.float64
-        self.scratch = self._allocate(dtype, n_inputs, width, n_hidden, n_outputs, batch_size,
-                                      n_threads, book)
+        self.scratch = self._allocate(
+            dtype, n_inputs, width, n_hidden, n_outputs, batch_size, n_threads, book,
+            rules.input_dropout.active, rules.stepped,
+            batch_size == 1 and weight_decay != 0 and momentum == 0)
+        self.scratch["velocities"] = self.velocities
         if self.wide:
             bind_net_64(&self.fit64.net, weights_0_1, bias_1, weights_1_2, bias_2)
             self.fit64.rows = data.rows64
@@ -633,9 +710,11 @@ cdef class Workspace:
         self.alpha = alpha
 
     def _allocate(self, dtype, n_inputs, width, n_hidden, n_outputs, capacity, n_threads,
-                  book):
+                  book, thinned, stepped, lazy):
         """Every buffer an epoch reads or writes besides the network and the data, by name
-        (those a fit does not use hold one element)."""
+        (those a fit does not use hold one element). thinned: input dropout; stepped: weight
+        decay or momentum; lazy: per-example weight decay without momentum, which keeps
+        weights_0_1's step sparse (sgd_epoch)."""
         batches, dense = capacity > 1, self.data.layout == "dense"
         literal = self.data.literal
         n_parts = n_threads if batches else 1
@@ -662,7 +741,7 @@ cdef class Workspace:
             active_end=np.empty(capacity, np.int64),
             positions=np.arange(capacity, dtype=np.int64),
             example_error=np.empty(capacity, np.float64),
-            example_hit=np.empty(capacity, np.intp),
+            example_hit=np.empty(capacity, np.float64),
             grad_1_2=np.empty((n_hidden, n_outputs), dtype),
             half_grads=np.empty((BATCH_HALVES * n_hidden, n_outputs), dtype),
             transposed=aligned_empty((n_parts * n_outputs, n_hidden), dtype),
@@ -692,8 +771,20 @@ cdef class Workspace:
             step_counts=np.empty((INPUT_RUNS, tile_slots(n_parts, capacity)), np.intp),
             flags=np.empty((n_parts, capacity) if dense and by_columns else 1, np.uint8),
             examples=np.empty((n_parts, capacity) if dense and by_columns else 1, np.int32),
-            row_data=np.empty(n_inputs + 1 if dense and not batches else 1, dtype),
-            row_columns=np.empty(n_inputs + 1 if dense and not batches else 1, np.int32),
+            row_data=np.empty(n_inputs + 1 if (dense or thinned) and not batches else 1, dtype),
+            row_columns=np.empty(n_inputs + 1 if (dense or thinned) and not batches else 1,
+                                 np.int32),
+            row_columns16=np.empty(n_inputs + 1 if thinned and not batches else 1, np.uint16),
+            scaled_row=np.empty(n_inputs + 1 if lazy else 1, dtype),
+            batch_ends=np.empty(capacity if thinned and batches else 1, np.int64),
+            input_mask=np.empty((capacity, n_inputs) if thinned and dense and batches else 1,
+                                dtype),
+            step_0_1=aligned_empty((n_inputs, width) if stepped and not lazy else 1, dtype),
+            step_b1=np.empty(width if stepped else 1, dtype),
+            step_1_2=np.empty((n_hidden, n_outputs) if stepped else 1, dtype),
+            step_b2=np.empty(n_outputs if stepped else 1, dtype),
+            norms=np.empty(width + n_outputs, np.float64),
+            factors=np.empty(width + n_outputs, dtype),
         )
 
     @property
@@ -712,7 +803,8 @@ cdef class Workspace:
 
     def train_epoch(self, order, phases=None, waits=None):
         """Train one epoch in place, the examples in order (int64 indices); returns (summed
-        loss, n_correct, n_seen, finite).
+        loss, n_correct, n_seen, finite), each example counting for its sample weight (the
+        sums are of weights, and floats).
 
         finite is False when the loss or any parameter stopped being finite (divergence).
         Book mode drops a last partial batch (n_seen counts those trained). In a timing build
@@ -721,8 +813,8 @@ cdef class Workspace:
         spent at the barriers between a batch's steps, for bench/phases.py.
         """
         cdef int64_t[::1] examples = np.ascontiguousarray(order, dtype=np.int64)
-        cdef Py_ssize_t t, n = self.data.n, n_threads, n_correct = 0, n_seen = 0
-        cdef double error = 0
+        cdef Py_ssize_t t, n = self.data.n, n_threads
+        cdef double error = 0, n_correct = 0, n_seen = 0
         cdef double[::1] phase_seconds, wait_seconds
         for t in range(examples.shape[0]):
             if examples[t] < 0 or examples[t] >= n:
@@ -741,9 +833,10 @@ cdef class Workspace:
             if wait_seconds.shape[0] != n_threads:
                 raise ValueError(f"waits must have n_threads = {n_threads} entries, got "
                                  f"{wait_seconds.shape[0]}")
-        active = (self.fit64.rules.dropout.active if self.wide
-                  else self.fit32.rules.dropout.active)
-        lock = self.bit_generator.lock if active else nullcontext()
+        rules = self.fit64.rules if self.wide else self.fit32.rules
+        generator = (self.bit_generator if rules.dropout.active else
+                     self.input_generator if rules.input_dropout.active else None)
+        lock = generator.lock if generator is not None else nullcontext()
         with lock:
             if self.wide:
                 error = self._run64(examples, phases, waits)
@@ -751,10 +844,7 @@ cdef class Workspace:
             else:
                 error = self._run32(examples, phases, waits)
                 n_correct, n_seen = self.fit32.n_correct, self.fit32.n_seen
-        weights_0_1, bias_1, weights_1_2, bias_2 = self.parameters
-        finite = (isfinite(error) and np.isfinite(weights_0_1).all()
-                  and np.isfinite(weights_1_2).all() and np.isfinite(bias_1).all()
-                  and np.isfinite(bias_2).all())
+        finite = isfinite(error) and all(np.isfinite(p).all() for p in self.parameters)
         return error, n_correct, n_seen, bool(finite)
 
     def _run32(self, int64_t[::1] examples, phases, waits):
@@ -800,16 +890,16 @@ def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
              int n_threads=1):
     """Forward pass without dropout over data's examples.
 
-    Returns (summed loss, n_correct) against data's labels (both 0 without labels); writes
-    each example's predicted class into predictions (int64) and its output layer into
-    outputs when given. literal: the book's ReLU, nothing skipped (book mode after a
+    Returns (summed loss, n_correct) against data's labels (both 0 without labels), each
+    example counting for its sample weight (floats); writes each example's predicted class
+    into predictions (int64) and its output layer into outputs when given. literal: the book's ReLU, nothing skipped (book mode after a
     divergence, over literal rows). n_threads share out the examples; the losses are added
     up in example order, so the result does not depend on it.
     """
     cdef Net32 net32
     cdef Net64 net64
-    cdef Py_ssize_t i, n = data.n, n_correct = 0
-    cdef double error = 0
+    cdef Py_ssize_t i, n = data.n
+    cdef double error = 0, n_correct = 0
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     dtype = _parameters(weights_0_1, bias_1, weights_1_2, bias_2, loss)
@@ -845,9 +935,9 @@ def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
         step_counts=np.empty((n_threads, tile_slots(1, EVALUATION_BLOCK)), np.intp),
         examples=np.empty((n_threads, EVALUATION_BLOCK), np.int64),
         example_error=np.zeros(n if has_labels else 1, np.float64),
-        example_hit=np.zeros(n if has_labels else 1, np.intp))
+        example_hit=np.zeros(n if has_labels else 1, np.float64))
     if n == 0:
-        return 0.0, 0
+        return 0.0, 0.0
     if dtype == np.float64:
         bind_net_64(&net64, weights_0_1, bias_1, weights_1_2, bias_2)
         evaluate_with_64(&net64, &data.rows64, loss, literal, n_threads, scratch, has_labels,
@@ -857,7 +947,14 @@ def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
         evaluate_with_32(&net32, &data.rows32, loss, literal, n_threads, scratch, has_labels,
                          predictions, outputs)
     cdef double[::1] example_error = scratch["example_error"]
-    cdef Py_ssize_t[::1] example_hit = scratch["example_hit"]
+    cdef double[::1] example_hit = scratch["example_hit"]
+    cdef double[::1] weights
+    if has_labels and data.sample_weight is not None:
+        weights = data.sample_weight
+        for i in range(n):
+            error += example_error[i] * weights[i]
+            n_correct += example_hit[i] * weights[i]
+        return error, n_correct
     if has_labels:
         for i in range(n):
             error += example_error[i]

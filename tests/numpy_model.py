@@ -75,23 +75,63 @@ def dropout_masks(bit_generator, shape, keep):
 
 
 def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, bit_generator=None, loss="mse",
-                bias=False):
-    """One epoch in default mode, params = [w01, b1, w12, b2] updated in place; masks drawn as
-    grokreg draws them (a batch's at once, or one example's). Returns (summed loss, n_correct)."""
+                bias=False, *, weight_decay=0.0, momentum=0.0, nesterov=False, max_norm=None,
+                input_keep=1.0, sample_weight=None, velocities=None):
+    """One epoch in default mode, params = [w01, b1, w12, b2] updated in place (velocities
+    likewise, with momentum); masks drawn as grokreg draws them (per batch, or per example:
+    the hidden units' key, then the inputs'). Returns (summed loss, n_correct), each example
+    counting for its sample weight.
+
+    A batch's gradient g is the weighted mean sum(w_i g_i) / sum(w_i) (zero where the batch
+    weighs nothing); the step is -alpha * (g + weight_decay * W) for the weights, -alpha * g
+    for the biases; with momentum, v = momentum * v + step and W += v (Nesterov: momentum * v
+    + step); max_norm rescales each unit's incoming weights (a column of w01 or w12) to that
+    norm where it exceeds it.
+    """
     w01, b1, w12, b2 = params
-    error, correct = 0.0, 0
+    weights = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, float)
+    error, correct = 0.0, 0.0
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], labels[start:start + batch_size]
+        wb = weights[start:start + batch_size]
         mask = None
         if keep < 1:
             mask = dropout_masks(bit_generator, (len(xb), w01.shape[1]), keep)
+        if input_keep < 1:
+            xb = xb * dropout_masks(bit_generator, xb.shape, input_keep) / input_keep
         _, _, out = forward(xb, w01, w12, mask, 1 / keep, b1, b2)
-        error += np.sum(example_losses(out, lb, loss))
-        correct += int(np.sum(out.argmax(axis=1) == lb))
-        g01, g1, g12, g2 = gradients(xb, lb, w01, w12, mask, 1 / keep, b1, b2, loss)
-        w01 -= alpha * g01
-        w12 -= alpha * g12
-        if bias:
-            b1 -= alpha * g1
-            b2 -= alpha * g2
+        error += np.sum(wb * example_losses(out, lb, loss))
+        correct += np.sum(wb * (out.argmax(axis=1) == lb))
+        # the weighted mean: gradients() averages over the batch; weight each example by
+        # w_i * size / sum(w) (0 where the batch weighs nothing)
+        total = wb.sum()
+        share = wb * len(xb) / total if total > 0 else np.zeros(len(xb))
+        g01, g1, g12, g2 = weighted_gradients(xb, lb, w01, w12, mask, 1 / keep, b1, b2, loss,
+                                              share)
+        steps = [-alpha * (g01 + weight_decay * w01), -alpha * g1,
+                 -alpha * (g12 + weight_decay * w12), -alpha * g2]
+        trained = [0, 1, 2, 3] if bias else [0, 2]
+        for index in trained:
+            if momentum:
+                velocities[index] *= momentum
+                velocities[index] += steps[index]
+                params[index] += (momentum * velocities[index] + steps[index] if nesterov
+                                  else velocities[index])
+            else:
+                params[index] += steps[index]
+        if max_norm is not None:
+            for matrix in (w01, w12):
+                norms = np.sqrt(np.sum(matrix ** 2, axis=0))
+                over = norms > max_norm
+                matrix[:, over] *= max_norm / norms[over]
     return error, correct
+
+
+def weighted_gradients(x, labels, w01, w12, mask, scale, b1, b2, loss, share):
+    """gradients() with each example's contribution multiplied by share[i]."""
+    z, h, out = forward(x, w01, w12, mask, scale, b1, b2)
+    prediction = out if loss == "mse" else softmax(out)
+    delta_2 = (one_hot(labels, w12.shape[1]) - prediction) * share[:, None] / len(x)
+    gate = (z > 0) * (1.0 if mask is None else mask * scale)
+    delta_1 = (delta_2 @ w12.T) * gate
+    return -(x.T @ delta_1), -delta_1.sum(axis=0), -(h.T @ delta_2), -delta_2.sum(axis=0)
