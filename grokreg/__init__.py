@@ -7,11 +7,14 @@
 """
 from ._version import __version__
 from .data import load_idx_dataset, load_mnist, read_idx
+from .callbacks import Callback
 from .ensemble import Ensemble
 from .history import History
 from .network import Network
 from .recipes import EXPERIMENTS, reproduce
 from .regularization import EarlyStopping
+from .schedules import Constant, InverseScaling, ReduceOnPlateau, StepDecay
 
-__all__ = ["__version__", "Network", "Ensemble", "EarlyStopping", "History", "load_mnist",
+__all__ = ["__version__", "Network", "Ensemble", "EarlyStopping", "Callback", "Constant",
+           "InverseScaling", "StepDecay", "ReduceOnPlateau", "History", "load_mnist",
            "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]

@@ -1,26 +1,34 @@
 """Saving and loading a Network as ``.npz`` (used through ``Network.save`` / ``Network.load``).
 
-Layout, format version 1 (one ``.npy`` member per key, as numpy.savez writes it):
+Layout, format version 2 (one ``.npy`` member per key, as numpy.savez writes it):
 
-==============  ==========================  ==============================================
-key             dtype, shape                content
-==============  ==========================  ==============================================
-format          str, ()                     "grokreg-network"
-format_version  int64, ()                   1
-config          str, ()                     JSON: hidden, n_inputs, n_outputs, dropout,
-                                            book, dtype, loss, bias
-rng_state       str, ()                     JSON: the random stream's ``BitGenerator.state``
-weights_0_1     dtype, (n_inputs, hidden)
-bias_1          dtype, (hidden,)
-weights_1_2     dtype, (hidden, n_outputs)
-bias_2          dtype, (n_outputs,)
-==============  ==========================  ==============================================
+=================  ==========================  ==========================================
+key                dtype, shape                content
+=================  ==========================  ==========================================
+format             str, ()                     "grokreg-network"
+format_version     int64, ()                   2
+config             str, ()                     JSON: hidden, n_inputs, n_outputs, dropout,
+                                               input_dropout, book, dtype, loss, bias
+rng_state          str, ()                     JSON: the random stream's
+                                               ``BitGenerator.state``
+state              str, ()                     JSON: samples_seen, rate (the optimizer's
+                                               state: ``samples_seen_``, ``rate_``)
+weights_0_1        dtype, (n_inputs, hidden)
+bias_1             dtype, (hidden,)
+weights_1_2        dtype, (hidden, n_outputs)
+bias_2             dtype, (n_outputs,)
+velocity_0_1, ...  as the four above           with momentum (``velocities_``): the
+                                               parameters' velocities, else absent
+=================  ==========================  ==========================================
+
+Version 1 files (no input_dropout, state or velocities) are read as well.
 
 Loading never unpickles (``allow_pickle=False``) and checks every member's header (dtype,
 shape, size) against the config before reading its data, so a hostile or damaged file costs at
 most the memory of the network it claims to be, and is refused with a ValueError.
 """
 import json
+import math
 import os
 import struct
 import zipfile
@@ -31,10 +39,15 @@ import numpy as np
 from ._files import atomic_write
 
 FORMAT = "grokreg-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARRAYS = ("weights_0_1", "bias_1", "weights_1_2", "bias_2")
-KEYS = ("format", "format_version", "config", "rng_state") + ARRAYS
-CONFIG_KEYS = {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"}
+VELOCITIES = ("velocity_0_1", "velocity_b1", "velocity_1_2", "velocity_b2")
+#: the members of each version (velocities besides, when saved)
+KEYS = {1: ("format", "format_version", "config", "rng_state") + ARRAYS,
+        2: ("format", "format_version", "config", "rng_state", "state") + ARRAYS}
+CONFIG_KEYS = {1: {"hidden", "n_inputs", "n_outputs", "dropout", "book", "dtype", "loss", "bias"},
+               2: {"hidden", "n_inputs", "n_outputs", "dropout", "input_dropout", "book",
+                   "dtype", "loss", "bias"}}
 BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
 #: the largest network load accepts (2 GiB of float64 weights; MNIST's 784-100-10 has 79,400):
@@ -74,15 +87,19 @@ def save(net, path):
 def write(net, file):
     """Write net's .npz to a binary file object."""
     config = dict(hidden=net.hidden, n_inputs=net.n_inputs, n_outputs=net.n_outputs,
-                  dropout=net.dropout, book=net.book, dtype=net.dtype.name, loss=net.loss,
-                  bias=net.bias)
+                  dropout=net.dropout, input_dropout=net.input_dropout, book=net.book,
+                  dtype=net.dtype.name, loss=net.loss, bias=net.bias)
+    state = dict(samples_seen=net.samples_seen_, rate=net.rate_)
     members = dict(
         format=np.array(FORMAT),
         format_version=np.array(FORMAT_VERSION, dtype=np.int64),
         config=np.array(json.dumps(config)),
         rng_state=np.array(json.dumps(_jsonable(net._bit_generator.state))),
+        state=np.array(json.dumps(state)),
         **net._views,
     )
+    if net.velocities_ is not None:
+        members.update(zip(VELOCITIES, net.velocities_))
     np.savez(file, **members)
 
 
@@ -131,11 +148,11 @@ def _json_member(archive, key, path):
         raise ValueError(f"{path}: member {key!r} is damaged ({exc})") from exc
 
 
-def _check_config(config, archive, path):
-    """The config's layer sizes must be those of the weight members' headers, and sane,
-    before a network of that size is built."""
-    if not isinstance(config, dict) or set(config) != CONFIG_KEYS:
-        raise ValueError(f"{path}: config must hold exactly {sorted(CONFIG_KEYS)}")
+def _check_config(config, archive, path, version, velocities):
+    """The config's layer sizes must be those of the weight (and velocity) members' headers,
+    and sane, before a network of that size is built."""
+    if not isinstance(config, dict) or set(config) != CONFIG_KEYS[version]:
+        raise ValueError(f"{path}: config must hold exactly {sorted(CONFIG_KEYS[version])}")
     sizes = {key: config[key] for key in ("n_inputs", "hidden", "n_outputs")}
     for key, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -146,6 +163,8 @@ def _check_config(config, archive, path):
                          f"parameters ({n_inputs}-{hidden}-{n_outputs})")
     shapes = dict(weights_0_1=(n_inputs, hidden), bias_1=(hidden,),
                   weights_1_2=(hidden, n_outputs), bias_2=(n_outputs,))
+    if velocities:
+        shapes.update(zip(VELOCITIES, list(shapes.values())))
     for key, shape in shapes.items():
         found, _ = _header(archive, key, path)
         if found != shape:
@@ -165,19 +184,24 @@ def load(cls, path, name=None):
         raise ValueError(f"{path}: not a grokreg network file ({exc})") from exc
     with archive:
         names = set(archive.namelist())
-        expected = {key + ".npy" for key in KEYS}
+        if "format_version.npy" not in names:
+            raise ValueError(f"{path}: not a grokreg network file (no format_version)")
+        version = int(_read_member(archive, "format_version", np.int64, (), path))
+        if version not in KEYS:
+            raise ValueError(f"{path}: format version {version}; this grokreg reads "
+                             f"versions {', '.join(map(str, KEYS))}")
+        expected = {key + ".npy" for key in KEYS[version]}
+        velocities = version >= 2 and any(key + ".npy" in names for key in VELOCITIES)
+        if velocities:
+            expected |= {key + ".npy" for key in VELOCITIES}
         if names != expected:
             missing, extra = sorted(expected - names), sorted(names - expected)
             raise ValueError(f"{path}: not a grokreg network file (missing {missing}, "
                              f"unexpected {extra})")
         if str(_read_member(archive, "format", "U", None, path)) != FORMAT:
             raise ValueError(f"{path}: not a grokreg network file")
-        version = int(_read_member(archive, "format_version", np.int64, (), path))
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {version}; this grokreg reads "
-                             f"version {FORMAT_VERSION}")
         config = _json_member(archive, "config", path)
-        _check_config(config, archive, path)
+        _check_config(config, archive, path, version, velocities)
         try:
             net = cls(seed=0, **config)  # checks every hyper-parameter
         except (TypeError, ValueError) as exc:
@@ -186,13 +210,36 @@ def load(cls, path, name=None):
             rng_state = _from_json(_json_member(archive, "rng_state", path))
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{path}: damaged random stream state ({exc})") from exc
+        if version >= 2:
+            _restore_state(net, _json_member(archive, "state", path), path)
         for key, parameter in net._views.items():
-            array = _read_member(archive, key, net.dtype, parameter.shape, path)
-            if not np.isfinite(array).all():
-                raise ValueError(f"{path}: {key} holds NaN or infinite values")
-            np.copyto(parameter, array)
+            np.copyto(parameter, _finite_member(archive, key, net.dtype, parameter.shape, path))
+        if velocities:
+            arrays = [_finite_member(archive, key, net.dtype, parameter.shape, path)
+                      for key, parameter in zip(VELOCITIES, net._views.values())]
+            net._velocities = net._laid_out(arrays)
     net._bit_generator = _restore_stream(rng_state, net.book, path)
     return net
+
+
+def _finite_member(archive, key, dtype, shape, path):
+    array = _read_member(archive, key, dtype, shape, path)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: {key} holds NaN or infinite values")
+    return array
+
+
+def _restore_state(net, state, path):
+    """The optimizer's state (samples_seen_, rate_), checked."""
+    if not isinstance(state, dict) or set(state) != {"samples_seen", "rate"}:
+        raise ValueError(f"{path}: state must hold exactly samples_seen and rate")
+    seen, rate = state["samples_seen"], state["rate"]
+    if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:
+        raise ValueError(f"{path}: state samples_seen must be a non-negative int, got {seen!r}")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                             or not (math.isfinite(rate) and rate > 0)):
+        raise ValueError(f"{path}: state rate must be a positive number or null, got {rate!r}")
+    net.samples_seen_, net.rate_ = seen, None if rate is None else float(rate)
 
 
 def _restore_stream(state, book, path):

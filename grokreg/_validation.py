@@ -149,9 +149,33 @@ def as_labels(y, n_examples, n_outputs, name="y"):
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
+def as_sample_weight(sample_weight, n_examples, name="sample_weight"):
+    """Sample weights as a C-contiguous float64 array, or None: finite, non-negative, one per
+    example and not all zero."""
+    if sample_weight is None:
+        return None
+    array = _as_array(sample_weight, name)
+    if array.ndim != 1:
+        raise argument_error(name, f"must have shape (N,), got {array.shape}")
+    if array.shape[0] != n_examples:
+        raise argument_error(name, f"has {array.shape[0]} weights for {n_examples} examples")
+    weights = np.ascontiguousarray(array, dtype=np.float64)
+    if not np.isfinite(weights).all():
+        raise argument_error(name, "holds NaN or infinite values")
+    if (weights < 0).any():
+        raise argument_error(name, f"holds negative weights (the smallest is "
+                             f"{weights.min():g}): a weight is how much an example counts")
+    if not weights.any():
+        raise argument_error(name, "is all zeros: no example would count")
+    return weights
+
+
 def as_dataset(data, n_inputs, n_outputs, dtype, name):
-    """An (x, y) pair, converted; name is the argument, e.g. 'test_data'."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be a pair (x, y)")
+    """An (x, y) pair, or (x, y, sample_weight), converted: (x, y, sample_weight or None);
+    name is the argument, e.g. 'test_data'."""
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise TypeError(f"{name} must be a pair (x, y), or (x, y, sample_weight)")
     x = as_inputs(data[0], n_inputs, dtype, f"{name}[0]")
-    return x, as_labels(data[1], len(x), n_outputs, f"{name}[1]")
+    y = as_labels(data[1], len(x), n_outputs, f"{name}[1]")
+    weights = as_sample_weight(data[2], len(x), f"{name}[2]") if len(data) == 3 else None
+    return x, y, weights

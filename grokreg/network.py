@@ -14,8 +14,8 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
         "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
     ) from exc
 from . import _serialization, training
-from ._validation import (argument_error, as_inputs, as_labels, check_dtype, check_int,
-                          check_real, check_values)
+from ._validation import (argument_error, as_inputs, as_labels, as_sample_weight,
+                          check_dtype, check_int, check_real, check_values)
 
 __all__ = ["Network", "usable_cpus"]
 
@@ -36,15 +36,19 @@ def padded_width(hidden, dtype):
 ROW_BYTES = 32
 
 
+def _read_only(array):
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _array_property(name, doc):
     """A property exposing the parameter self._<name> as a read-only view (weights_0_1 and
     bias_1 without their padding); assigning an array of that shape copies it in (converted
     to the network's dtype, checked finite)."""
 
     def get(self):
-        view = self._views[name].view()
-        view.flags.writeable = False
-        return view
+        return _read_only(self._views[name])
 
     def set(self, value):
         target = self._views[name]
@@ -82,13 +86,13 @@ PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtyp
                 for t in (np.float32, np.float64)}
 
 
-def dataset(x, y, dtype, literal=False, n_threads=1, name="x"):
-    """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None),
-    its values checked (check_values, naming the argument): uint8 pixels stand for
-    pixel / 255; the layout follows the inputs' density."""
+def dataset(x, y, dtype, literal=False, n_threads=1, name="x", sample_weight=None):
+    """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None; and
+    weights from as_sample_weight), its values checked (check_values, naming the argument):
+    uint8 pixels stand for pixel / 255; the layout follows the inputs' density."""
     values = PIXEL_VALUES[dtype] if x.dtype == np.uint8 else None
     data = _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
-                            n_threads=n_threads)
+                            sample_weight=sample_weight, n_threads=n_threads)
     check_values(data, x, name)
     return data
 
@@ -108,6 +112,11 @@ class Network:
         Probability of dropping a hidden unit during training, in [0, 1). Default mode uses
         inverted dropout (survivors scaled by 1/(1 - dropout)); book mode allows 0 or 0.5, the
         book's mask (survivors x2, the gradient masked but not scaled).
+    input_dropout : float
+        Probability of dropping an input during training, in [0, 1) (default mode only):
+        survivors scaled by 1/(1 - input_dropout), as the hidden units are; evaluation and
+        prediction see every input. Each example's mask comes from its own place in the
+        random stream, so the bits do not depend on the number of threads.
     seed : int, numpy.random.Generator, SeedSequence or None
         Seeds the initial weights and the dropout masks (and shuffling). Default mode passes it
         to ``numpy.random.default_rng`` (a Generator is used as is, and advanced). Book mode needs
@@ -142,6 +151,14 @@ class Network:
     bias_1, bias_2 : ndarrays of shape (hidden,) and (n_outputs,), zero without biases
     history_ : History or None
         The record of the latest ``fit``, kept up to date while it runs.
+    velocities_ : tuple of 4 ndarrays, or None
+        With momentum, each parameter's velocity (the shapes of weights_0_1, bias_1,
+        weights_1_2, bias_2), kept between fits so that a fit with momentum goes on where
+        the last one stopped; None until a fit uses momentum.
+    samples_seen_ : int
+        Examples trained on, over every fit (``InverseScaling`` counts with it).
+    rate_ : float or None
+        The learning rate of the last epoch trained.
 
     Notes
     -----
@@ -152,13 +169,16 @@ class Network:
     networks train in parallel Python threads (give each ``n_threads=1``, then).
     """
 
-    def __init__(self, hidden=40, *, dropout=0.0, seed=None, book=False, dtype="float64",
-                 loss="mse", bias=False, n_inputs=784, n_outputs=10, n_threads=None):
+    def __init__(self, hidden=40, *, dropout=0.0, input_dropout=0.0, seed=None, book=False,
+                 dtype="float64", loss="mse", bias=False, n_inputs=784, n_outputs=10,
+                 n_threads=None):
         self.hidden = check_int(hidden, "hidden", minimum=1)
         self.n_threads = n_threads
         self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=2**31 - 1)
         self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
         self.dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        self.input_dropout = check_real(input_dropout, "input_dropout", low=0.0, high=1.0,
+                                        high_open=True)
         for name, value in (("book", book), ("bias", bias)):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
@@ -179,6 +199,9 @@ class Network:
                 raise argument_error("loss" if self.loss != "mse" else "bias",
                                      "must be 'mse' with no biases in book mode: the book's "
                                      "network has loss='mse' and no biases")
+            if self.input_dropout:
+                raise argument_error("input_dropout", "must be 0 in book mode: the book drops "
+                                     "hidden units only")
             if seed is not None:
                 seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
             legacy = np.random.RandomState(seed)
@@ -204,11 +227,15 @@ class Network:
         self._bias_1 = _kernels.aligned_zeros(width, self.dtype)
         self._bias_2 = _kernels.aligned_zeros(self.n_outputs, self.dtype)
         self.history_ = None
+        self._velocities = None
+        self.samples_seen_ = 0
+        self.rate_ = None
         self._training = threading.Lock()
 
     def __repr__(self):
         return (
-            f"Network(hidden={self.hidden}, dropout={self.dropout}, book={self.book}, "
+            f"Network(hidden={self.hidden}, dropout={self.dropout}, "
+            f"input_dropout={self.input_dropout}, book={self.book}, "
             f"dtype={self.dtype.name!r}, loss={self.loss!r}, bias={self.bias}, "
             f"n_inputs={self.n_inputs}, n_outputs={self.n_outputs})"
         )
@@ -241,6 +268,26 @@ class Network:
                     bias_1=self._bias_1[:self.hidden], weights_1_2=self._weights_1_2,
                     bias_2=self._bias_2)
 
+    @property
+    def velocities_(self):
+        """With momentum, each parameter's velocity as read-only views (see the class
+        docstring); None until a fit uses momentum."""
+        if self._velocities is None:
+            return None
+        views = (self._velocities[0][:, :self.hidden], self._velocities[1][:self.hidden],
+                 *self._velocities[2:])
+        return tuple(_read_only(v) for v in views)
+
+    def _velocities_for(self, momentum):
+        """The kernels' velocities for a fit with this momentum (made, zero, when first
+        needed), or None without momentum."""
+        if not momentum:
+            return None
+        if self._velocities is None:
+            self._velocities = tuple(_kernels.aligned_zeros(p.shape, self.dtype)
+                                     for p in self._parameters)
+        return self._velocities
+
     weights_0_1 = _array_property("weights_0_1", "Input-to-hidden weights, (n_inputs, hidden).")
     weights_1_2 = _array_property("weights_1_2", "Hidden-to-output weights, (hidden, n_outputs).")
     bias_1 = _array_property("bias_1", "Hidden-layer biases, (hidden,); zeros without biases.")
@@ -250,8 +297,10 @@ class Network:
 
     def fit(self, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
             validation_data=None, validation_split=0.0, eval_every=1, shuffle=False,
-            early_stopping=None, on_divergence="stop", progress=False, on_epoch_end=None):
-        """Train on (x, y), continuing from the current weights.
+            early_stopping=None, on_divergence="stop", progress=False, on_epoch_end=None,
+            weight_decay=0.0, momentum=0.0, nesterov=False, max_norm=None,
+            sample_weight=None, callbacks=None):
+        """Train on (x, y), continuing from the current weights (and velocities).
 
         Parameters
         ----------
@@ -261,16 +310,19 @@ class Network:
             Integer labels or one-hot rows.
         epochs : int
             Passes over the data (0 trains nothing).
-        alpha : float
+        alpha : float or schedule
             Learning rate, > 0. Per example in per-example training; on the batch-mean gradient
             in default-mode mini-batches (the book's batch experiment: 0.001 in book mode is
             about 0.1 here); in book mode the book's batch loop applies it batch_size times.
+            Or a schedule (default mode): ``grokreg.schedules.Constant``,
+            ``InverseScaling``, ``StepDecay`` or ``ReduceOnPlateau``; the history records each
+            epoch's rate (``history["alpha"]``).
         batch_size : int
             1 for per-example gradient descent (the book's first experiments), or mini-batches.
         test_data : (x_test, y_test), optional
             Evaluated (without dropout) at epochs where ``epoch % eval_every == 0`` and at the
             last epoch. It never influences training, nor early stopping.
-        validation_data : (x_val, y_val), optional
+        validation_data : (x_val, y_val) or (x_val, y_val, sample_weight), optional
             Evaluated at the same epochs; the data early stopping watches.
         validation_split : float
             Instead of validation_data: hold out this fraction of (x, y), taken from the end
@@ -291,7 +343,35 @@ class Network:
             string names the run on the bar. Print lines meanwhile with
             ``grokreg.progress.write`` so that the bar does not garble them.
         on_epoch_end : callable, optional
-            Called as ``on_epoch_end(record)`` after each epoch with that epoch's metrics.
+            Called as ``on_epoch_end(record)`` after each epoch with that epoch's metrics;
+            returning a sentence (or True) stops training after that epoch.
+        weight_decay : float
+            L2 penalty on both weight matrices (not the biases), >= 0 (default mode): every
+            step is ``W -= alpha * (g + weight_decay * W)``, g the step's gradient (the batch
+            mean), whatever the batch size, so that weight_decay means the same at any batch
+            size. (scikit-learn's MLPClassifier divides its ``alpha`` by the batch size:
+            ``MLPClassifier(alpha=a, batch_size=b)`` decays as ``weight_decay=a / b``.)
+        momentum : float
+            In [0, 1) (default mode), as scikit-learn's SGDOptimizer: ``v = momentum * v -
+            alpha * (g + weight_decay * W); W += v``, a velocity for every parameter, biases
+            included, kept on the network (``velocities_``) between fits. Per-example steps
+            with momentum move every weight (the velocities decay everywhere).
+        nesterov : bool
+            Nesterov's momentum: ``W += momentum * v - alpha * (g + weight_decay * W)`` with
+            the new v.
+        max_norm : float, optional
+            After every step, each unit's incoming weights (a column of weights_0_1 for a
+            hidden unit, of weights_1_2 for an output; not the biases) whose L2 norm exceeds
+            max_norm are scaled to norm max_norm (Srivastava et al. 2014), > 0 (default mode).
+        sample_weight : array of shape (N,), optional
+            How much each example counts (default mode): a batch's gradient is the weighted
+            mean sum(w_i g_i) / sum(w_i), as scikit-learn's MLP takes it, so integer weights
+            train as those examples repeated within one batch (a per-example step's mean is
+            its example's gradient, at any weight but 0); the losses and accuracies recorded
+            are weighted likewise. Non-negative, finite, not all zero.
+        callbacks : list of grokreg.Callback, optional
+            Told when the fit begins, after each epoch (where they may stop it) and when it
+            ends; see ``grokreg.callbacks``.
 
         Returns
         -------
@@ -302,7 +382,9 @@ class Network:
             self, x, y, epochs=epochs, alpha=alpha, batch_size=batch_size, test_data=test_data,
             validation_data=validation_data, validation_split=validation_split,
             eval_every=eval_every, shuffle=shuffle, early_stopping=early_stopping,
-            on_divergence=on_divergence, progress=progress, on_epoch_end=on_epoch_end)
+            on_divergence=on_divergence, progress=progress, on_epoch_end=on_epoch_end,
+            weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+            max_norm=max_norm, sample_weight=sample_weight, callbacks=callbacks)
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this Network is already training in another thread")
         try:
@@ -319,28 +401,30 @@ class Network:
     def _loss_code(self):
         return LOSSES[self.loss]
 
-    def _dataset(self, x, y=None, literal=False, name="x"):
-        return dataset(x, y, self.dtype, literal, self._n_threads, name)
+    def _dataset(self, x, y=None, literal=False, name="x", sample_weight=None):
+        return dataset(x, y, self.dtype, literal, self._n_threads, name, sample_weight)
 
     def _evaluate(self, data, literal=False):
-        """(error, accuracy) on a labelled Dataset."""
+        """(error, accuracy) on a labelled Dataset, each example weighted by its weight."""
         error, correct = _kernels.evaluate(data, *self._parameters, LOSSES[self.loss],
                                            literal=literal, n_threads=self._n_threads)
-        return error / data.n, correct / data.n
+        return error / data.weight_total, correct / data.weight_total
 
-    def evaluate(self, x, y):
+    def evaluate(self, x, y, sample_weight=None):
         """(error, accuracy) on (x, y) without dropout.
 
         error is the loss averaged over examples: for "mse" the squared error summed over
         outputs (the book's Test-Err); accuracy the fraction whose largest output is the label.
+        With sample_weight, both are weighted means.
         """
         x = as_inputs(x, self.n_inputs, self.dtype)
         y = as_labels(y, len(x), self.n_outputs)
-        return self._evaluate(self._dataset(x, y))
+        weights = as_sample_weight(sample_weight, len(x))
+        return self._evaluate(self._dataset(x, y, sample_weight=weights))
 
-    def score(self, x, y):
-        """Accuracy on (x, y)."""
-        return self.evaluate(x, y)[1]
+    def score(self, x, y, sample_weight=None):
+        """Accuracy on (x, y) (weighted, with sample_weight)."""
+        return self.evaluate(x, y, sample_weight)[1]
 
     def predict(self, x):
         """Predicted class of each example: an int64 array of shape (N,)."""
@@ -368,17 +452,23 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        # unpickled arrays start wherever numpy allocated them, padded for the build of the
-        # process that pickled them: laid out again for this one's (see padded_width)
-        width = padded_width(self.hidden, self.dtype)
-        weights_0_1 = _kernels.aligned_zeros((self.n_inputs, width), self.dtype)
-        weights_0_1[:, :self.hidden] = self._weights_0_1[:, :self.hidden]
-        bias_1 = _kernels.aligned_zeros(width, self.dtype)
-        bias_1[:self.hidden] = self._bias_1[:self.hidden]
-        self._weights_0_1, self._bias_1 = weights_0_1, bias_1
-        for name in ("_weights_1_2", "_bias_2"):
-            setattr(self, name, _kernels.aligned_copy(getattr(self, name)))
+        # unpickled arrays start wherever numpy allocated them: on a cache line again
+        self._weights_0_1, self._bias_1, self._weights_1_2, self._bias_2 = self._laid_out(
+            self._parameters)
+        if self._velocities is not None:
+            self._velocities = self._laid_out(self._velocities)
         self._training = threading.Lock()
+
+    def _laid_out(self, arrays):
+        """Four arrays shaped as the parameters (weights_0_1 and bias_1 with at least hidden
+        columns), as the kernels read them: aligned, the first two padded with zeros."""
+        width = padded_width(self.hidden, self.dtype)
+        first = _kernels.aligned_zeros((self.n_inputs, width), self.dtype)
+        first[:, :self.hidden] = arrays[0][:, :self.hidden]
+        second = _kernels.aligned_zeros(width, self.dtype)
+        second[:self.hidden] = arrays[1][:self.hidden]
+        return (first, second, _kernels.aligned_copy(arrays[2], self.dtype),
+                _kernels.aligned_copy(arrays[3], self.dtype))
 
     def save(self, path):
         """Write the network to an ``.npz`` file (layout: ``grokreg._serialization``).

@@ -1,27 +1,31 @@
-"""Regularisation that lives outside the kernels: early stopping on a validation set.
+"""Regularisation that lives outside the kernels: early stopping.
 
-(Dropout, the chapter's other regulariser, is a ``Network`` parameter: it runs in the kernels.)
+(Dropout, input dropout, weight decay, momentum and max-norm are ``Network`` and ``fit``
+parameters: they run in the kernels.)
 """
 import math
 
 from ._validation import check_int, check_real
+from .callbacks import Callback
 
 __all__ = ["EarlyStopping"]
 
-MONITORS = ("val_accuracy", "val_error")
+MONITORS = ("val_accuracy", "val_error", "accuracy", "error")
 
 
-class EarlyStopping:
-    """Stop training when a validation metric stops improving, as Keras' EarlyStopping.
+class EarlyStopping(Callback):
+    """Stop training when a metric stops improving, as Keras' EarlyStopping.
 
-    Pass it as ``Network.fit(..., early_stopping=EarlyStopping(...))`` together with validation
-    data. It is checked at every evaluated epoch (every ``eval_every`` epochs and the last), and
-    it never looks at the test data.
+    Pass it as ``Network.fit(..., early_stopping=EarlyStopping(...))`` (or among its
+    ``callbacks``), with validation data for a validation metric. It is checked at every
+    epoch that measured the metric (every ``eval_every`` epochs and the last for validation
+    metrics), and it never looks at the test data.
 
     Parameters
     ----------
-    monitor : {"val_accuracy", "val_error"}
-        The validation metric to watch.
+    monitor : {"val_accuracy", "val_error", "accuracy", "error"}
+        The metric to watch: a validation metric, or the training loss or accuracy (as
+        scikit-learn's MLPClassifier stops on its training loss without early stopping).
     patience : int
         Evaluations without improvement after which training stops (with ``eval_every=10``,
         patience 3 stops 30 epochs after the best; 0 stops at the first evaluation without
@@ -44,6 +48,8 @@ class EarlyStopping:
     stopped_epoch : the epoch after which training stopped early, or None.
     reason : a sentence saying why training stopped, or None.
     """
+
+    stop_reason = "early_stopping"
 
     def __init__(self, monitor="val_accuracy", *, patience=5, min_delta=0.0, mode="auto",
                  baseline=None, start_from_epoch=0, restore_best_weights=True):
@@ -82,6 +88,30 @@ class EarlyStopping:
         self.reason = None
         self._wait = 0
         self._reference = self.baseline  # what the next value must beat
+        self._fit = self._best_weights = None
+
+    # -- the callback: the training loop's side ------------------------------------------------
+
+    def on_fit_begin(self, fit):
+        self.reset()
+        self._fit = fit
+
+    def on_epoch_end(self, record):
+        value = record.get(self.monitor, math.nan)
+        if math.isnan(value) and self.monitor.startswith("val_"):
+            return None  # not evaluated this epoch
+        stop = self.update(record["epoch"], value)
+        if self.best_epoch == record["epoch"]:
+            self._best_weights = self._fit.snapshot()
+        return self.reason if stop else None
+
+    def on_fit_end(self):
+        fit, history = self._fit, self._fit.history
+        history.best_epoch, history.stopped_epoch = self.best_epoch, self.stopped_epoch
+        if self.restore_best_weights and self._best_weights is not None:
+            fit.restore(self._best_weights)
+            fit.kept = f"its best epoch, {self.best_epoch} (restored by early stopping)"
+        self._best_weights = None
 
     def _improves(self, value):
         if self._reference is None:

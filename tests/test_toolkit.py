@@ -70,7 +70,7 @@ def test_never_stops_while_improving():
 @pytest.mark.parametrize("options, error, message", [
     (dict(monitor="test_accuracy"), ValueError, "never look at the test data"),
     (dict(monitor="test_error"), ValueError, "never look at the test data"),
-    (dict(monitor="accuracy"), ValueError, "monitor"),
+    (dict(monitor="loss"), ValueError, "monitor must be one of"),
     (dict(monitor=3), TypeError, "monitor"),
     (dict(patience=-1), ValueError, "patience"),
     (dict(mode="up"), ValueError, "mode"),
@@ -194,7 +194,8 @@ def test_history_exports(data, tmp_path):
                                      test_data=(xt, yt), eval_every=2)
     text = history.to_csv()
     lines = text.splitlines()
-    assert lines[0] == "epoch,error,accuracy,val_error,val_accuracy,test_error,test_accuracy"
+    assert lines[0] == ("epoch,error,accuracy,alpha,val_error,val_accuracy,test_error,"
+                        "test_accuracy")
     assert len(lines) == 4 and lines[2].endswith(",,,,") and float(lines[1].split(",")[-1]) > 0
     history.to_csv(tmp_path / "h.csv")
     assert (tmp_path / "h.csv").read_text() == text
@@ -249,7 +250,7 @@ def saved(tmp_path):
     (lambda m: m.update(bias_2=np.full(3, np.nan)), "NaN"),
     (lambda m: m.pop("bias_1"), "missing"),
     (lambda m: m.update(extra=np.zeros(2)), "unexpected"),
-    (lambda m: m.update(format_version=np.array(2)), "version"),
+    (lambda m: m.update(format_version=np.array(3)), "format version 3; this grokreg reads versions 1, 2"),
     (lambda m: m.update(format=np.array("something else")), "not a grokreg network"),
     (lambda m: m.update(config=np.array("{not json")), "damaged"),
     (lambda m: m.update(config=np.array(json.dumps({"hidden": 6}))), "config"),
