@@ -14,7 +14,8 @@ from .network import Network
 from .recipes import EXPERIMENTS, reproduce
 from .regularization import EarlyStopping
 from .schedules import Constant, InverseScaling, ReduceOnPlateau, StepDecay
+from .training import CollapseWarning
 
 __all__ = ["__version__", "Network", "Ensemble", "EarlyStopping", "Callback", "Constant",
-           "InverseScaling", "StepDecay", "ReduceOnPlateau", "History", "load_mnist",
-           "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]
+           "InverseScaling", "StepDecay", "ReduceOnPlateau", "CollapseWarning", "History",
+           "load_mnist", "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]

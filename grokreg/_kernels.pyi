@@ -61,6 +61,7 @@ class Dataset:
     longest_row: int
     minimum: float
     maximum: float
+    root_mean_square: float
     def __init__(
         self,
         x: np.ndarray,
@@ -91,6 +92,7 @@ class Workspace:
     parameters: tuple[_Float, _Float, _Float, _Float]
     batch_size: int
     alpha: float
+    active_units: int
     def __init__(
         self,
         data: Dataset,

@@ -449,8 +449,9 @@ cdef class Dataset:
     cdef readonly Py_ssize_t n_classes
     #: the longest row's entries (SPARSE; n_inputs for DENSE)
     cdef readonly Py_ssize_t longest_row
-    #: the smallest and largest input (NaN where an input is NaN), measured when counting
-    cdef readonly double minimum, maximum
+    #: the smallest and largest input (NaN where an input is NaN) and the inputs' root mean
+    #: square (for pixels, a bound of it), measured when counting
+    cdef readonly double minimum, maximum, root_mean_square
     #: each example's weight (None: each counts once), and their total
     cdef readonly object sample_weight
     cdef readonly double weight_total
@@ -490,8 +491,8 @@ cdef class Dataset:
         self.literal = literal
         self.labels, self.n_classes = _labels(labels, self.n)
         self.sample_weight, self.weight_total = _weights(sample_weight, self.n)
-        ranges = np.empty((self.n, 2))
         if pixels:
+            ranges = np.empty((self.n, 2))  # of the pixels
             counts = pixel_counts(x, values, literal, n_threads, ranges)
             if x.size:
                 # the values of the pixels from the smallest to the largest present (all of
@@ -500,12 +501,15 @@ cdef class Dataset:
                 if np.any(np.diff(span) < 0):
                     span = values[np.bincount(x.ravel(), minlength=256) > 0]
                 self.minimum, self.maximum = float(span.min()), float(span.max())
+                self.root_mean_square = float(np.abs(span).max())  # at most
         else:
+            ranges = np.empty((self.n, 3))  # smallest, largest, sum of squares
             counts = row_counts(x, literal, n_threads, ranges)
             if x.size:
                 self.minimum, self.maximum = float(ranges[:, 0].min()), float(ranges[:, 1].max())
+                self.root_mean_square = float(np.sqrt(ranges[:, 2].sum() / x.size))
         if not x.size:
-            self.minimum = self.maximum = np.nan
+            self.minimum = self.maximum = self.root_mean_square = np.nan
         entries = int(counts.sum())
         self.density = entries / x.size if x.size else 0.0
         if layout == "auto":
@@ -559,6 +563,8 @@ cdef class Dataset:
         self.density = data.shape[0] / (self.n * n_inputs) if self.n else 0.0
         self.minimum = float(min(data.min(), 0)) if data.size else (0.0 if self.n else np.nan)
         self.maximum = float(max(data.max(), 0)) if data.size else (0.0 if self.n else np.nan)
+        self.root_mean_square = (float(np.sqrt(np.sum(data.astype(np.float64) ** 2)
+                                               / (self.n * n_inputs))) if self.n else np.nan)
         self.longest_row = int(np.diff(indptr).max()) if self.n else 0
         arrays = {"labels": self.labels, "weights": self.sample_weight, "data": data,
                   "indptr": indptr,
@@ -612,6 +618,9 @@ cdef class Workspace:
     cdef readonly object parameters, velocities
     cdef object bit_generator, input_generator
     cdef readonly Py_ssize_t batch_size
+    #: the last epoch's hidden units active (after dropout), summed over its examples: 0 when
+    #: no unit is active for any example (the network can no longer learn)
+    cdef readonly Py_ssize_t active_units
 
     def __init__(self, Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2, *,
                  double alpha=0.001, Py_ssize_t batch_size=1, bint book=False,
@@ -841,9 +850,11 @@ cdef class Workspace:
             if self.wide:
                 error = self._run64(examples, phases, waits)
                 n_correct, n_seen = self.fit64.n_correct, self.fit64.n_seen
+                self.active_units = self.fit64.n_active
             else:
                 error = self._run32(examples, phases, waits)
                 n_correct, n_seen = self.fit32.n_correct, self.fit32.n_seen
+                self.active_units = self.fit32.n_active
         finite = isfinite(error) and all(np.isfinite(p).all() for p in self.parameters)
         return error, n_correct, n_seen, bool(finite)
 

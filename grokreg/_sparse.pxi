@@ -94,24 +94,28 @@ cdef void place_pixels(const uint8_t[:, ::1] x, const floating[::1] table, const
 
 cdef extern from *:
     """
-    /* The smallest and largest of a row, and whether it holds a NaN, in vectors: GCC keeps
-       a select on a comparison scalar where NaN could order differently (a NaN is found by
-       its own count here, and the range is then NaN). */
+    /* The smallest and largest of a row, its sum of squares, and whether it holds a NaN, in
+       vectors: GCC keeps a select on a comparison scalar where NaN could order differently
+       (a NaN is found by its own count here, and the range is then NaN). */
     #include <stddef.h>
     #if defined(__GNUC__) || defined(__clang__)
     #define GROKREG_RANGE(T, I, SUFFIX)                                                       \
     typedef T grokreg_rv_##SUFFIX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias)); \
     typedef I grokreg_ri_##SUFFIX __attribute__((vector_size(32)));                          \
-    static int grokreg_range_##SUFFIX(const T *x, ptrdiff_t n, T *smallest, T *largest) {  \
+    static int grokreg_range_##SUFFIX(const T *x, ptrdiff_t n, T *smallest, T *largest,    \
+                                      double *squares) {                                   \
         const ptrdiff_t lanes = 32 / sizeof(T);                                             \
         ptrdiff_t k = 0;                                                                     \
         T lo = x[0], hi = x[0];                                                              \
+        double sum = 0;                                                                      \
         int nan = 0;                                                                         \
         if (n >= lanes) {                                                                    \
             grokreg_rv_##SUFFIX vlo = *(const grokreg_rv_##SUFFIX *) x, vhi = vlo;          \
+            grokreg_rv_##SUFFIX vsum = vlo * vlo;                                            \
             grokreg_ri_##SUFFIX vnan = vlo != vlo;                                          \
             for (k = lanes; k + lanes <= n; k += lanes) {                                    \
                 grokreg_rv_##SUFFIX v = *(const grokreg_rv_##SUFFIX *) (x + k);             \
+                vsum += v * v;                                                               \
                 grokreg_ri_##SUFFIX below = v < vlo, above = v > vhi;                       \
                 vlo = (grokreg_rv_##SUFFIX) (((grokreg_ri_##SUFFIX) v & below)               \
                                               | ((grokreg_ri_##SUFFIX) vlo & ~below));      \
@@ -123,30 +127,35 @@ cdef extern from *:
             for (ptrdiff_t l = 0; l < lanes; l++) {                                         \
                 lo = vlo[l] < lo ? vlo[l] : lo;                                              \
                 hi = vhi[l] > hi ? vhi[l] : hi;                                              \
+                sum += vsum[l];                                                              \
                 nan |= vnan[l] != 0;                                                         \
             }                                                                                \
         }                                                                                    \
         for (; k < n; k++) {                                                                 \
             lo = x[k] < lo ? x[k] : lo;                                                      \
             hi = x[k] > hi ? x[k] : hi;                                                      \
+            sum += (double) x[k] * x[k];                                                     \
             nan |= x[k] != x[k];                                                             \
         }                                                                                    \
-        *smallest = lo; *largest = hi;                                                       \
+        *smallest = lo; *largest = hi; *squares = sum;                                       \
         return nan;                                                                          \
     }
     GROKREG_RANGE(float, int, f32)
     GROKREG_RANGE(double, long long, f64)
     #else
     #define GROKREG_RANGE(T, SUFFIX)                                                         \
-    static int grokreg_range_##SUFFIX(const T *x, ptrdiff_t n, T *smallest, T *largest) {  \
+    static int grokreg_range_##SUFFIX(const T *x, ptrdiff_t n, T *smallest, T *largest,    \
+                                      double *squares) {                                   \
         T lo = x[0], hi = x[0];                                                              \
+        double sum = 0;                                                                      \
         int nan = 0;                                                                         \
         for (ptrdiff_t k = 0; k < n; k++) {                                                  \
             lo = x[k] < lo ? x[k] : lo;                                                      \
             hi = x[k] > hi ? x[k] : hi;                                                      \
+            sum += (double) x[k] * x[k];                                                     \
             nan |= x[k] != x[k];                                                             \
         }                                                                                    \
-        *smallest = lo; *largest = hi;                                                       \
+        *smallest = lo; *largest = hi; *squares = sum;                                       \
         return nan;                                                                          \
     }
     GROKREG_RANGE(float, f32)
@@ -154,24 +163,26 @@ cdef extern from *:
     #endif
     """
     bint range_f32 "grokreg_range_f32"(const float *x, Py_ssize_t n, float *smallest,
-                                       float *largest) noexcept nogil
+                                       float *largest, double *squares) noexcept nogil
     bint range_f64 "grokreg_range_f64"(const double *x, Py_ssize_t n, double *smallest,
-                                       double *largest) noexcept nogil
+                                       double *largest, double *squares) noexcept nogil
 
 
 def row_counts(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1,
                double[:, ::1] ranges=None):
     """The number of entries each row of x keeps as sparse rows: its non-zeros (or all). With
-    ranges (n, 2), each row's smallest and largest value go there too (NaN where the row
-    holds a NaN), in the same pass: a data set's one read for counting and checking."""
+    ranges (n, 3), each row's smallest and largest value (NaN where the row holds a NaN) and
+    its sum of squares go there too, in the same pass: a data set's one read for counting
+    and checking."""
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1], i, k
     cdef int64_t row_count
     cdef floating smallest, largest
+    cdef double squares
     cdef bint nans
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    if ranges is not None and (ranges.shape[0] != n or ranges.shape[1] != 2):
-        raise ValueError(f"ranges must have shape ({n}, 2)")
+    if ranges is not None and (ranges.shape[0] != n or ranges.shape[1] != 3):
+        raise ValueError(f"ranges must have shape ({n}, 3)")
     cdef bint ranged = ranges is not None
     cdef int64_t[::1] counts = np.empty(n, dtype=np.int64)
     with nogil:
@@ -181,12 +192,18 @@ def row_counts(const floating[:, ::1] x not None, bint keep_zeros=False, int n_t
                 row_count = row_count + ((x[i, k] != 0) | keep_zeros)
             counts[i] = row_count
             if ranged and n_inputs > 0:
+                # assigned here so that prange makes them private to each thread (written
+                # only through pointers, they would be shared)
+                smallest = 0
+                largest = 0
+                squares = 0
                 if floating is float:
-                    nans = range_f32(&x[i, 0], n_inputs, &smallest, &largest)
+                    nans = range_f32(&x[i, 0], n_inputs, &smallest, &largest, &squares)
                 else:
-                    nans = range_f64(&x[i, 0], n_inputs, &smallest, &largest)
+                    nans = range_f64(&x[i, 0], n_inputs, &smallest, &largest, &squares)
                 ranges[i, 0] = smallest if nans == 0 else NAN
                 ranges[i, 1] = largest if nans == 0 else NAN
+                ranges[i, 2] = squares
     return np.asarray(counts)
 
 

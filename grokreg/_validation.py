@@ -110,9 +110,15 @@ def as_inputs(x, n_inputs, dtype, name="x"):
         return np.ascontiguousarray(array, dtype=dtype)
 
 
-def check_values(data, x, name="x"):
-    """Refuse inputs that are not all finite, and warn of raw pixels given as floats, from the
-    smallest and largest input the kernels' Dataset measured when it counted them."""
+#: inputs whose root mean square is this large are far outside the range the weights start
+#: for (raw tabular features: 210 for wine, 250 for breast_cancer; standardised ones: 1)
+FAR_INPUT = 30
+
+
+def check_values(data, x, name="x", training=False):
+    """Refuse inputs that are not all finite, and warn of raw pixels given as floats and (for
+    training data) of inputs far outside the range the weights start for, from what the
+    kernels' Dataset measured when it counted them."""
     if x.dtype == np.uint8:
         return
     if not (np.isfinite(data.minimum) and np.isfinite(data.maximum)):
@@ -122,6 +128,14 @@ def check_values(data, x, name="x"):
         warn_user(f"{name} holds whole numbers up to {largest:g}: raw pixels? Floating-point "
                   f"inputs are used as given (uint8 pixels are scaled by 1/255); pass uint8 "
                   f"images or {name} / 255, or the network will hardly learn")
+        return
+    if training and data.root_mean_square >= FAR_INPUT:
+        reach = max(abs(data.minimum), abs(data.maximum))
+        warn_user(f"{name}'s values have a root mean square of {data.root_mean_square:.3g} "
+                  f"(up to {reach:.4g}), far from the scale the weights start for (-0.1 to "
+                  f"0.1, for inputs of about 1): the first steps may kill every hidden unit "
+                  f"or blow up. Scale the inputs (sklearn.preprocessing.StandardScaler, or to "
+                  f"[0, 1])", RuntimeWarning)
 
 
 def as_labels(y, n_examples, n_outputs, name="y"):

@@ -33,6 +33,9 @@ class History:
         With early stopping, the epoch after which training stopped, if it stopped early.
     params : dict
         The fit's settings.
+    collapse : str or None
+        Why the fit could no longer learn or blew up, when it did (see
+        ``grokreg.CollapseWarning``).
     """
 
     def __init__(self, params=None):
@@ -42,6 +45,7 @@ class History:
         self.stop_message = None
         self.best_epoch = None
         self.stopped_epoch = None
+        self.collapse = None
         self.params = dict(params or {})
 
     def append(self, epoch, **metrics):
@@ -90,6 +94,7 @@ class History:
             "stop_message": self.stop_message,
             "best_epoch": self.best_epoch,
             "stopped_epoch": self.stopped_epoch,
+            "collapse": self.collapse,
             "params": self.params,
         }
 

@@ -86,14 +86,15 @@ PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtyp
                 for t in (np.float32, np.float64)}
 
 
-def dataset(x, y, dtype, literal=False, n_threads=1, name="x", sample_weight=None):
+def dataset(x, y, dtype, literal=False, n_threads=1, name="x", sample_weight=None,
+            training=False):
     """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None; and
     weights from as_sample_weight), its values checked (check_values, naming the argument):
     uint8 pixels stand for pixel / 255; the layout follows the inputs' density."""
     values = PIXEL_VALUES[dtype] if x.dtype == np.uint8 else None
     data = _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
                             sample_weight=sample_weight, n_threads=n_threads)
-    check_values(data, x, name)
+    check_values(data, x, name, training)
     return data
 
 
@@ -401,8 +402,9 @@ class Network:
     def _loss_code(self):
         return LOSSES[self.loss]
 
-    def _dataset(self, x, y=None, literal=False, name="x", sample_weight=None):
-        return dataset(x, y, self.dtype, literal, self._n_threads, name, sample_weight)
+    def _dataset(self, x, y=None, literal=False, name="x", sample_weight=None, training=False):
+        return dataset(x, y, self.dtype, literal, self._n_threads, name, sample_weight,
+                       training)
 
     def _evaluate(self, data, literal=False):
         """(error, accuracy) on a labelled Dataset, each example weighted by its weight."""

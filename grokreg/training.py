@@ -18,7 +18,18 @@ from .history import History
 from .regularization import EarlyStopping
 from .schedules import Constant, as_schedule
 
-__all__ = ["Plan", "FitState", "plan", "run"]
+__all__ = ["Plan", "FitState", "CollapseWarning", "plan", "run"]
+
+
+class CollapseWarning(RuntimeWarning):
+    """A fit left the network unable to learn (no hidden unit active for any training
+    example), or its training error blew up: usually inputs far from the weights' scale, or
+    too large a learning rate. (scikit-learn's estimator reports it as its
+    ConvergenceWarning.)"""
+
+
+#: a training error this many times that of a network which outputs nothing has blown up
+BLOWN_UP = 1000
 
 
 @dataclass
@@ -121,7 +132,7 @@ def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
             raise ValueError(f"{type(callback).__name__} watches {callback.monitor}: give "
                              f"validation_data or validation_split (it never watches the "
                              f"test data)")
-    data = {"train": net._dataset(x, y, sample_weight=sample_weight)}
+    data = {"train": net._dataset(x, y, sample_weight=sample_weight, training=True)}
     for prefix, (inputs, labels, weights, name) in datasets.items():
         data[prefix] = net._dataset(inputs, labels, sample_weight=weights, name=name)
     return Plan(x, y, sample_weight, data, epochs, schedule, batch_size, eval_every,
@@ -250,6 +261,8 @@ def run(net, plan):
                 state.kept = f"the end of epoch {epoch - 1}" if epoch else "before this fit"
                 break
             net.samples_seen_ += len(x)
+            if not literal:
+                _watch_blow_up(net, history, epoch, error / train.weight_total, rate)
             # the book divides by every image, a last partial batch dropped or not
             metrics = {"error": error / train.weight_total,
                        "accuracy": correct / train.weight_total, "alpha": rate}
@@ -289,6 +302,15 @@ def run(net, plan):
             net.rate_ = history.history["alpha"][-1]
         if history.stop_reason in ("diverged", "interrupted"):
             history.stop_message += f"; the network keeps its weights from {state.kept}"
+    # the weights the fit leaves, if they are the last epoch's: can they still learn? (an
+    # epoch in which no unit was active for any example changed no first-layer weight but
+    # by weight decay or momentum)
+    if (history.stop_reason in ("completed", "early_stopping", "callback", "learning_rate")
+            and history.epoch and state.kept is None and not literal
+            and work.active_units == 0):
+        _warn_collapse(history, f"no hidden unit was active for any training example in "
+                       f"epoch {history.epoch[-1]}: the network can no longer learn, and "
+                       f"every prediction is the same", net.rate_)
     if history.stop_reason == "diverged":
         _warn(history.stop_message)
     return history
@@ -296,3 +318,22 @@ def run(net, plan):
 
 def _warn(message):
     warn_user(message, RuntimeWarning)
+
+
+def _watch_blow_up(net, history, epoch, error, rate):
+    """Warn (CollapseWarning) when the epoch's training error blew up: orders of magnitude
+    above that of a network which outputs nothing."""
+    # each one-hot target's squared error against zeros is 1; the softmax of zeros gives each
+    # class 1 / n_outputs
+    nothing = 1.0 if net.loss == "mse" else float(np.log(net.n_outputs))
+    if np.isfinite(error) and error > BLOWN_UP * nothing:
+        _warn_collapse(history, f"the training error blew up to {error:.3g} in epoch {epoch} "
+                       f"(a network that outputs nothing has {nothing:.3g})", rate)
+
+
+def _warn_collapse(history, what, rate):
+    """Warn once a fit (CollapseWarning), saying what to do; the history keeps the message."""
+    if history.collapse is None:
+        history.collapse = (f"{what}: scale the inputs (sklearn.preprocessing.StandardScaler) "
+                            f"or lower the learning rate (alpha={rate:g})")
+        warn_user(history.collapse, CollapseWarning)

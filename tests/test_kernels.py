@@ -535,6 +535,22 @@ def test_the_layout_follows_the_density():
     assert _kernels.Dataset(dense, literal=True).layout == "sparse"  # literal keeps its zeros
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dataset_measures_its_inputs_range_and_scale(dtype, n_threads):
+    """The counting pass's smallest, largest and root mean square input (what check_values
+    warns from), rows of very different scales split among threads."""
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(999, 37)) * np.logspace(-2, 3, 999)[:, None]).astype(dtype)
+    for _ in range(3):  # threads sharing a row's results would differ from run to run
+        data = _kernels.Dataset(x, n_threads=n_threads)
+        assert (data.minimum, data.maximum) == (x.min(), x.max())
+        expected = np.sqrt(np.sum(x.astype(np.float64) ** 2) / x.size)
+        # float32 rows are summed in float32 vectors: a scale, not a statistic
+        assert data.root_mean_square == pytest.approx(
+            expected, rel=1e-6 if dtype == np.float32 else 1e-12)
+
+
 @pytest.mark.parametrize("book", [False, True])
 def test_threads_give_the_same_bits_through_rows_that_keep_their_zeros(mnist, book):
     """The literal batch loop (book mode's replay of a diverging epoch) runs in one thread of

@@ -106,14 +106,69 @@ def test_whole_number_float_labels_are_labels():
 def test_unscaled_float_pixels_are_warned_about(mnist):
     (x_train, y_train), _ = mnist
     raw = x_train[:50].reshape(50, -1).astype(np.float64)
-    with pytest.warns(UserWarning, match=r"x holds whole numbers up to 255: raw pixels\?") as \
-            record:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         Network(4, seed=0).fit(raw, y_train[:50])
+    assert [(w.category, str(w.message)) for w in record] == [
+        (UserWarning, "x holds whole numbers up to 255: raw pixels? Floating-point inputs are "
+         "used as given (uint8 pixels are scaled by 1/255); pass uint8 images or x / 255, or "
+         "the network will hardly learn"),
+        (grokreg.CollapseWarning, "the training error blew up to 8.3e+05 in epoch 0 (a "
+         "network that outputs nothing has 1): scale the inputs "
+         "(sklearn.preprocessing.StandardScaler) or lower the learning rate (alpha=0.005)")]
     assert record[0].filename == __file__  # attributed to the caller, not to grokreg
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # scaled floats and uint8 pixels: no warning
         Network(4, seed=0).fit(raw / 255, y_train[:50])
         Network(4, seed=0).fit(x_train[:50], y_train[:50])
+
+
+def test_inputs_far_from_the_weights_scale_warn_before_training():
+    """Raw tabular features (|x| in the hundreds): a RuntimeWarning before the first epoch,
+    with the inputs' root mean square and reach; not when predicting, nor for scaled data."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (40, 3)) * [1.0, 300.0, 40.0] + [0.0, 500.0, 0.0]
+    y = np.arange(40) % 2
+    net = Network(4, seed=0, n_inputs=3, n_outputs=2)
+    with pytest.warns(RuntimeWarning) as record:
+        net.fit(x, y, epochs=0)
+    rms, reach = np.sqrt(np.mean(x ** 2)), np.abs(x).max()
+    assert [str(w.message) for w in record] == [
+        f"x's values have a root mean square of {rms:.3g} (up to {reach:.4g}), far from the "
+        f"scale the weights start for (-0.1 to 0.1, for inputs of about 1): the first steps "
+        f"may kill every hidden unit or blow up. Scale the inputs "
+        f"(sklearn.preprocessing.StandardScaler, or to [0, 1])"]
+    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.predict(x)
+        Network(4, seed=0, n_inputs=3, n_outputs=2).fit(scaled * 20, y, epochs=0)
+
+
+def test_a_network_whose_hidden_units_all_died_warns():
+    """Every hidden unit inactive for every training example after the fit: it can no longer
+    learn (a collapse that leaves every number finite)."""
+    x = np.random.default_rng(1).random((30, 5))
+    y = np.arange(30) % 3
+    net = Network(6, seed=0, n_inputs=5, n_outputs=3)
+    net.weights_0_1 = -np.abs(net.weights_0_1)  # positive inputs: every unit below zero
+    message = ("no hidden unit was active for any training example in epoch 1: the network "
+               "can no longer learn, and every prediction is the same: scale the inputs "
+               "(sklearn.preprocessing.StandardScaler) or lower the learning rate "
+               "(alpha=0.005)")
+    with pytest.warns(grokreg.CollapseWarning) as record:
+        history = net.fit(x, y, epochs=2)
+    assert [str(w.message) for w in record] == [message] and history.collapse == message
+    assert issubclass(grokreg.CollapseWarning, RuntimeWarning)
+    assert len(np.unique(net.decision_function(x), axis=0)) == 1
+    # one live unit is enough not to warn
+    net = Network(6, seed=0, n_inputs=5, n_outputs=3)
+    dead = -np.abs(net.weights_0_1)
+    dead[:, 2] *= -1
+    net.weights_0_1 = dead
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert net.fit(x, y, epochs=2).collapse is None
 
 
 def test_saving_into_a_missing_folder_names_the_path(tmp_path):
