@@ -17,9 +17,10 @@ import numpy as np
 from . import progress as _progress
 from ._version import __version__
 from .data import load_idx_dataset
-from .recipes import EXPERIMENTS, compare, comparison_table, reproduce, reproduce_ensemble
+from .recipes import (EXPERIMENTS, compare, comparison_table, reproduce, reproduce_ensemble,
+                      reproduce_regularizers)
 
-EXPERIMENT_CHOICES = [*EXPERIMENTS, "ensemble", "all"]
+EXPERIMENT_CHOICES = [*EXPERIMENTS, "ensemble", "regularizers", "all"]
 
 
 def _integer(minimum, maximum=None, why=""):
@@ -65,7 +66,10 @@ def build_parser():
         + " ".join(f"{e.name}: {e.summary}." for e in EXPERIMENTS.values())
         + " ensemble: the overfit network trained --networks times with independent seeds, "
         "and their average (section 8.8: dropout works because ensembling works)."
-        + " all: every experiment in both modes, and one comparison table.",
+        " regularizers: the overfit experiment under each regularizer (early stopping, "
+        "weight decay, max-norm, input dropout, dropout, dropout with max-norm, an ensemble), "
+        "each one's strength chosen on validation images, default mode only."
+        + " all: every experiment in both modes, and the regularizers.",
     )
     run.add_argument("experiment", choices=EXPERIMENT_CHOICES, metavar="EXPERIMENT",
                      help=f"one of {', '.join(EXPERIMENT_CHOICES)}")
@@ -91,7 +95,8 @@ def build_parser():
     run.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="precision (book mode: float64 only)")
     run.add_argument("--plot", metavar="DIR",
-                     help="with 'all': write a PNG figure per experiment into DIR (matplotlib)")
+                     help="with 'all' or 'regularizers': write a PNG figure per experiment "
+                     "into DIR (matplotlib)")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress on stderr (default: when stderr is a terminal)")
@@ -217,18 +222,41 @@ def _reproduce_all(args, progress):
                    eval_every=args.eval_every, data_dir=args.data_dir, progress=progress,
                    networks=args.networks)
     print(comparison_table(runs))
+    print()
+    regularizers = _regularizers(args, progress)
     if args.plot:
-        from .plots import plot_comparison
+        from .plots import plot_comparison, plot_regularizers
 
-        for path in plot_comparison(runs, args.plot):
+        for path in [*plot_comparison(runs, args.plot),
+                     plot_regularizers(regularizers, args.plot)]:
             print(f"wrote {path}", file=sys.stderr)
+
+
+def _regularizers(args, progress):
+    return reproduce_regularizers(
+        seed=args.seed, hidden=args.hidden, alpha=args.alpha, epochs=args.epochs,
+        n_train=args.n_train, n_test=args.n_test, eval_every=args.eval_every,
+        networks=args.networks, data_dir=args.data_dir, dtype=args.dtype, progress=progress)
 
 
 def _reproduce(args, progress):
     if args.experiment == "all":
         return _reproduce_all(args, progress)
+    if args.experiment == "regularizers":
+        if args.book:
+            raise CommandLineError("--book", "the book's programs have none of these "
+                                   "regularizers: 'reproduce regularizers' runs in default mode")
+        if args.plot:
+            _plot_directory(args.plot)
+        result = _regularizers(args, progress)
+        if args.plot:
+            from .plots import plot_regularizers
+
+            print(f"wrote {plot_regularizers(result, args.plot)}", file=sys.stderr)
+        return
     if args.plot:
-        raise CommandLineError("--plot", "goes with 'reproduce all' (one figure per experiment)")
+        raise CommandLineError("--plot", "goes with 'reproduce all' or 'reproduce "
+                               "regularizers' (one figure per experiment)")
     options = dict(book=args.book, seed=args.seed, hidden=args.hidden, alpha=args.alpha,
                    epochs=args.epochs, n_train=args.n_train, n_test=args.n_test,
                    eval_every=args.eval_every, data_dir=args.data_dir, dtype=args.dtype,

@@ -4,11 +4,12 @@ One figure per experiment of ``grokreg.recipes.compare``: accuracy and error per
 mode, in correct mode, and both modes' test curves on the same axes; the best test epoch is
 marked everywhere. The early-stopping figure is zoomed to the epochs trained, with a row for
 the run it was stopped from; the ensemble figure shows its networks, their average and one
-dropout network.
+dropout network. ``plot_regularizers`` draws ``reproduce_regularizers``' test curves and
+accuracies.
 """
 import os
 
-__all__ = ["plot_comparison", "MISSING_MATPLOTLIB"]
+__all__ = ["plot_comparison", "plot_regularizers", "MISSING_MATPLOTLIB"]
 
 MISSING_MATPLOTLIB = ("plotting needs matplotlib, which is not installed: "
                       "pip install 'grokreg[plot]' (or pip install matplotlib)")
@@ -168,3 +169,55 @@ def plot_comparison(runs, directory):
         plt.close(figure)
         paths.append(path)
     return paths
+
+
+def plot_regularizers(result, directory):
+    """regularizers.png from ``grokreg.recipes.reproduce_regularizers``' result: each chosen
+    run's test accuracy per epoch, and every model's validation and test accuracy as it ended
+    training; returns the path written."""
+    plt = _pyplot()
+    os.makedirs(directory, exist_ok=True)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw=dict(width_ratios=[3, 2]))
+    curves, bars = axes
+    colors = plt.get_cmap("tab10").colors
+    rows = result["rows"]
+    for color, row in zip(colors, rows):
+        label = f"{row['regularizer']} {row['strength']}".strip()
+        if row["history"] is None:  # the ensemble: its averaged outputs, at the end
+            curves.axhline(row["test_accuracy"], color=color, ls="--", lw=1.2,
+                           label=f"{label} (at the end)")
+            continue
+        epochs, values = row["history"].evaluated("test_accuracy")
+        curves.plot(epochs, values, color=color, lw=1.2, label=label)
+    ends = [a for r in rows for a in (r["validation_accuracy"], r["test_accuracy"])]
+    low, high = min(ends), max(ends)
+    curves.set_ylim(low - 0.04, high + 0.015)  # the first epochs start below: the ends matter
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("test accuracy")
+    curves.set_title("test accuracy while training (the network chosen for each)")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
+    positions = range(len(rows))
+    height = 0.38
+    bars.barh([p - height / 2 for p in positions], [r["validation_accuracy"] for r in rows],
+              height, color="tab:green", label="validation (chooses the strength)")
+    bars.barh([p + height / 2 for p in positions], [r["test_accuracy"] for r in rows],
+              height, color="tab:red", label="test")
+    for position, row in zip(positions, rows):
+        bars.text(row["test_accuracy"] + 0.002, position + height / 2,
+                  f"{row['test_accuracy']:.4f}", va="center", fontsize=7)
+    bars.set_yticks(list(positions))
+    bars.set_yticklabels([f"{r['regularizer']}\n{r['strength']}".strip() for r in rows],
+                         fontsize=8)
+    bars.invert_yaxis()
+    bars.set_xlim(max(0.0, low - 0.03), min(1.0, high + 0.02))
+    bars.set_xlabel("accuracy as training ended")
+    bars.set_title("accuracy of each model")
+    bars.grid(alpha=0.3, axis="x")
+    bars.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    figure.suptitle("Regularizers on the overfit experiment (1,000 images), default mode")
+    figure.tight_layout()
+    path = os.path.join(directory, "regularizers.png")
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -30,7 +30,10 @@ CLI = [sys.executable, "-P", "-m", "grokreg"]
      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or "
      ".gz); `grokreg data download --data-dir DIR` fetches MNIST's"),
     (["reproduce", "overfit", "--plot", "figures"], "--plot",
-     "goes with 'reproduce all' (one figure per experiment)"),
+     "goes with 'reproduce all' or 'reproduce regularizers' (one figure per experiment)"),
+    (["reproduce", "regularizers", "--book"], "--book",
+     "the book's programs have none of these regularizers: 'reproduce regularizers' runs in "
+     "default mode"),
     (["reproduce", "all", "--book", "--epochs", "3"], "--book",
      "'reproduce all' runs the book's settings in both modes; drop --book and --epochs"),
     (["reproduce", "all", "--hidden", "8", "--alpha", "0.1"], "--hidden",

@@ -2,9 +2,9 @@
 import io
 import os
 import shutil
-import warnings
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +131,42 @@ def test_book_mode_follows_the_book_through_divergence(reference, mnist, experim
     assert {w.category for w in record} <= {RuntimeWarning, grokreg.CollapseWarning}
     assert any(str(w.message).startswith("training diverged at epoch") for w in record)
     assert found.getvalue() == expected.getvalue()
+
+
+def test_reproduce_regularizers_chooses_on_validation_images_and_reports_plain_networks():
+    """Each row is the network Network.fit trains with that regularizer and strength, chosen
+    as the best on the validation images (the n_train images after the training ones, never
+    the test images); the ensemble is Ensemble's."""
+    from grokreg.recipes import REGULARIZERS, reproduce_regularizers
+
+    out = io.StringIO()
+    result = reproduce_regularizers(epochs=12, n_train=300, n_test=400, eval_every=4,
+                                    networks=2, out=out)
+    (x, y), (x_test, y_test) = grokreg.load_mnist()
+    train, validation, test = ((x[:300], y[:300]), (x[300:1300], y[300:1300]),
+                               (x_test[:400], y_test[:400]))
+    rows = {row["regularizer"]: row for row in result["rows"]}
+    assert list(rows) == [*REGULARIZERS, "ensemble of 2"]
+    for name, tried in result["tried"].items():
+        accuracies = [accuracy for _, accuracy in tried]
+        assert rows[name]["strength"] == tried[accuracies.index(max(accuracies))][0]
+        network_options, fit_options = REGULARIZERS[name][rows[name]["strength"]]
+        fit_options = dict(fit_options)
+        if "patience" in fit_options:
+            fit_options["early_stopping"] = grokreg.EarlyStopping(
+                "val_error", patience=fit_options.pop("patience"))
+        net = grokreg.Network(40, seed=1, **network_options)
+        net.fit(*train, epochs=12, alpha=0.005, validation_data=validation, **fit_options)
+        for chosen, expected in zip(rows[name]["model"]._parameters, net._parameters):
+            assert np.array_equal(chosen, expected), name
+        assert rows[name]["validation_accuracy"] == net.score(*validation)
+        assert rows[name]["test_accuracy"] == net.score(*test)
+        assert rows[name]["train_accuracy"] == net.score(*train)
+    ensemble = grokreg.Ensemble(2, 40, seed=1)
+    ensemble.fit(*train, epochs=12, alpha=0.005)
+    assert rows["ensemble of 2"]["test_accuracy"] == ensemble.score(*test)
+    lines = out.getvalue().splitlines()
+    assert lines[3] == "| regularizer | strength | val acc | test acc | best test (epoch) | train | s |"
+    assert lines[5].startswith("| none |  | {:.4f} | {:.4f} | ".format(
+        rows["none"]["validation_accuracy"], rows["none"]["test_accuracy"]))
+    assert all(len(line) <= 80 for line in lines)

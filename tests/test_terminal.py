@@ -1,14 +1,17 @@
 """What a person sees: the command line run in a pseudo-terminal, its bytes rendered by a
 terminal emulator (pyte), at 80 and 120 columns, with tqdm's bar and with the book's line."""
-import fcntl
 import os
-import pty
 import struct
 import subprocess
 import sys
-import termios
 
 import pytest
+
+if sys.platform == "win32":  # before the POSIX-only imports, which fail to import there
+    pytest.skip("pseudo-terminals (pty, termios) are POSIX-only", allow_module_level=True)
+import fcntl  # noqa: E402
+import pty  # noqa: E402
+import termios  # noqa: E402
 
 pyte = pytest.importorskip("pyte")
 
@@ -79,9 +82,11 @@ def test_reproduce_all_names_each_run_on_the_bar_and_ends_on_its_table():
         for mode in ("book", "correct"):
             assert f"{name}, {mode} mode: ".encode() in output
     assert b"ensemble of 2, book mode: " in output
+    assert b"regularizers: " in output  # its bar, counting runs
     body = [line for line in screen if line.startswith("|")]
-    assert len(body) == 12 and all(len(line) <= 80 for line in screen)
+    assert len(body) == 12 + 10 and all(len(line) <= 80 for line in screen)
     assert screen[0].startswith("| experiment | mode | best test (epoch) |")
+    assert screen[-1].endswith("at a time.")  # the last line of the regularizers table
 
 
 def test_a_warning_is_one_clean_line_between_table_lines():

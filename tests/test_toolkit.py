@@ -376,11 +376,14 @@ def test_reproduce_all_prints_the_table_and_plots(tmp_path):
         [sys.executable, "-P", "-m", "grokreg", "reproduce", "all", "--n-train", "100",
          "--n-test", "300", "--plot", str(tmp_path)], capture_output=True, text=True, check=True)
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 11  # header and 5 experiments x 2 modes
+    assert len(rows) == 11 + 9  # header and 5 experiments x 2 modes; header and 8 regularizers
     assert [row.split(" | ")[1] for row in rows[1:3]] == ["book", "correct"]
-    assert sorted(os.listdir(tmp_path)) == sorted(f"{n}.png" for n in [*grokreg.EXPERIMENTS,
-                                                                         "ensemble"])
-    for name in [*grokreg.EXPERIMENTS, "ensemble"]:
+    assert rows[11].startswith("| regularizer | strength |")
+    assert [row.split(" | ")[0] for row in rows[12:]] == [
+        f"| {name}" for name in [*grokreg.recipes.REGULARIZERS, "ensemble of 5"]]
+    figures = [*grokreg.EXPERIMENTS, "ensemble", "regularizers"]
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{n}.png" for n in figures)
+    for name in figures:
         figure = tmp_path / f"{name}.png"
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
 
