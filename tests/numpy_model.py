@@ -115,6 +115,9 @@ def train_epoch(x, labels, params, alpha, batch_size, keep=1.0, bit_generator=No
             if momentum:
                 velocities[index] *= momentum
                 velocities[index] += steps[index]
+                # velocities below the smallest normal number are set to zero
+                tiny = np.finfo(velocities[index].dtype).tiny
+                velocities[index][np.abs(velocities[index]) < tiny] = 0
                 params[index] += (momentum * velocities[index] + steps[index] if nesterov
                                   else velocities[index])
             else:

@@ -122,6 +122,30 @@ def test_momentum_keeps_its_velocities_on_the_network(data, tmp_path):
     assert network().velocities_ is None
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size, nesterov", [(1, False), (1, True), (4, False)])
+def test_velocities_that_decay_below_the_smallest_normal_number_are_zero(dtype, batch_size,
+                                                                        nesterov):
+    """A velocity no gradient feeds decays geometrically; below the smallest normal number it
+    is set to zero (subnormal arithmetic is tens of times slower), the weight unchanged."""
+    tiny = np.finfo(dtype).tiny
+    x = np.zeros((8, 3), dtype)
+    x[:, 0] = 1.0  # input 0 only: rows 1 and 2 of weights_0_1 get no gradient
+    y = np.arange(8) % 2
+    net = Network(2, seed=0, n_inputs=3, n_outputs=2, dtype=dtype)
+    net.fit(x, y, epochs=1, momentum=0.5, nesterov=nesterov, batch_size=batch_size)
+    net._velocities[0][1, :2] = [1.5 * tiny, -1.9 * tiny]  # halved: below
+    net._velocities[0][2, :2] = [3 * tiny, -3 * tiny]  # halved: 1.5 tiny; twice: below
+    before = net.weights_0_1.copy()
+    net.fit(x, y, epochs=1, momentum=0.5, nesterov=nesterov, batch_size=8)  # one step
+    velocity = net.velocities_[0]
+    assert list(velocity[1]) == [0, 0]
+    assert list(velocity[2]) == [np.array(1.5, dtype) * tiny, -np.array(1.5, dtype) * tiny]
+    assert np.array_equal(net.weights_0_1[1:], before[1:])  # a weight of ~0.1 moves by nothing
+    net.fit(x, y, epochs=1, momentum=0.5, nesterov=nesterov, batch_size=8)
+    assert list(net.velocities_[0][2]) == [0, 0]
+
+
 def test_the_optimizer_state_survives_saving_and_pickling(data, tmp_path):
     x, y = data
     net = network()
