@@ -1,6 +1,13 @@
 """The tables grokreg prints, pinned: the book's three published tables (tests/data/book/, the
 book's own text), and default mode's tables (tests/data/golden/, written by
-scripts/make_golden.py). Both run from the installed package alone: no shared/ needed."""
+scripts/make_golden.py). Both run from the installed package alone: no shared/ needed.
+
+The two differ in kind. The book's tables are an independent oracle: text grokreg did not
+write. The golden tables were written by grokreg itself, so they are change detectors only:
+they say that a change moved default mode's numbers, not that either set is right. Default
+mode's correctness rests on the checks against independent references: the kernels against
+NumPy models (test_kernels, test_regularizers), gradients against central differences, the
+estimator and the sweep against networks trained by hand."""
 import importlib.util
 import io
 from pathlib import Path
