@@ -8,14 +8,16 @@
 from ._version import __version__
 from .data import load_idx_dataset, load_mnist, read_idx
 from .callbacks import Callback
+from .distortions import Affine, Elastic
 from .ensemble import Ensemble
 from .history import History
 from .network import Network
 from .recipes import EXPERIMENTS, reproduce
 from .regularization import EarlyStopping
-from .schedules import Constant, InverseScaling, ReduceOnPlateau, StepDecay
+from .schedules import Constant, InverseScaling, MultiStep, ReduceOnPlateau, StepDecay
 from .training import CollapseWarning
 
 __all__ = ["__version__", "Network", "Ensemble", "EarlyStopping", "Callback", "Constant",
-           "InverseScaling", "StepDecay", "ReduceOnPlateau", "CollapseWarning", "History",
-           "load_mnist", "load_idx_dataset", "read_idx", "reproduce", "EXPERIMENTS"]
+           "InverseScaling", "StepDecay", "MultiStep", "ReduceOnPlateau", "CollapseWarning",
+           "Affine", "Elastic", "History", "load_mnist", "load_idx_dataset", "read_idx",
+           "reproduce", "EXPERIMENTS"]

@@ -45,7 +45,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport NAN, exp, isfinite, log, sqrt
+from libc.math cimport NAN, cos, exp, floor, isfinite, log, sin, sqrt
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
@@ -234,6 +234,7 @@ include "_batch.pxi"     # a mini-batch regrouped: by input, runs of inputs, hal
 include "_dense.pxi"     # the dense layout: register tiles over a packed batch
 include "_sparse.pxi"    # data sets as compressed sparse rows
 include "_fit.pxi"       # the network, the data and a fit's scratch; the epochs, step by step
+include "_distort.pxi"   # images distorted: affine and elastic displacement fields
 
 #: the width of this build's vector registers, in bytes (16 SSE2, 32 AVX2, 64 AVX-512)
 VECTOR_WIDTH = VECTOR_BYTES

@@ -17,10 +17,10 @@ import numpy as np
 from . import progress as _progress
 from ._version import __version__
 from .data import load_idx_dataset
-from .recipes import (EXPERIMENTS, compare, comparison_table, reproduce, reproduce_ensemble,
-                      reproduce_regularizers)
+from .recipes import (EXPERIMENTS, compare, comparison_table, reproduce, reproduce_distortions,
+                      reproduce_ensemble, reproduce_regularizers)
 
-EXPERIMENT_CHOICES = [*EXPERIMENTS, "ensemble", "regularizers", "all"]
+EXPERIMENT_CHOICES = [*EXPERIMENTS, "ensemble", "regularizers", "distortions", "all"]
 
 
 def _integer(minimum, maximum=None, why=""):
@@ -69,6 +69,8 @@ def build_parser():
         " regularizers: the overfit experiment under each regularizer (early stopping, "
         "weight decay, max-norm, input dropout, dropout, dropout with max-norm, an ensemble), "
         "each one's strength chosen on validation images, default mode only."
+        " distortions: Simard et al. (2003)'s 784-800-10 on full MNIST without, with affine "
+        "and with elastic distortions (--data-dir; minutes)."
         + " all: every experiment in both modes, and the regularizers.",
     )
     run.add_argument("experiment", choices=EXPERIMENT_CHOICES, metavar="EXPERIMENT",
@@ -95,8 +97,10 @@ def build_parser():
     run.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="precision (book mode: float64 only)")
     run.add_argument("--plot", metavar="DIR",
-                     help="with 'all' or 'regularizers': write a PNG figure per experiment "
-                     "into DIR (matplotlib)")
+                     help="with 'all', 'regularizers' or 'distortions': write a PNG figure per "
+                     "experiment into DIR (matplotlib)")
+    run.add_argument("--quick", action="store_true",
+                     help="distortions: a short version (100 hidden units, 2 epochs)")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress on stderr (default: when stderr is a terminal)")
@@ -254,9 +258,13 @@ def _reproduce(args, progress):
 
             print(f"wrote {plot_regularizers(result, args.plot)}", file=sys.stderr)
         return
+    if args.experiment == "distortions":
+        return _distortions(args, progress)
+    if args.quick:
+        raise CommandLineError("--quick", "goes with 'reproduce distortions'")
     if args.plot:
-        raise CommandLineError("--plot", "goes with 'reproduce all' or 'reproduce "
-                               "regularizers' (one figure per experiment)")
+        raise CommandLineError("--plot", "goes with 'reproduce all', 'regularizers' or "
+                               "'distortions' (one figure per experiment)")
     options = dict(book=args.book, seed=args.seed, hidden=args.hidden, alpha=args.alpha,
                    epochs=args.epochs, n_train=args.n_train, n_test=args.n_test,
                    eval_every=args.eval_every, data_dir=args.data_dir, dtype=args.dtype,
@@ -265,6 +273,25 @@ def _reproduce(args, progress):
         reproduce_ensemble(networks=args.networks, **options)
     else:
         reproduce(args.experiment, **options)
+
+
+def _distortions(args, progress):
+    fixed = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
+             if getattr(args, name) not in (None, False)]
+    fixed += [flag for flag, changed in (("--n-train", args.n_train != 1000),
+                                         ("--n-test", args.n_test != 10000),
+                                         ("--dtype", args.dtype != "float64")) if changed]
+    if fixed:
+        raise CommandLineError(fixed[0], f"'reproduce distortions' runs Simard et al.'s "
+                               f"network with its own settings; drop {' and '.join(fixed)}")
+    if args.plot:
+        _plot_directory(args.plot)
+    result = reproduce_distortions(data_dir=args.data_dir, quick=args.quick, seed=args.seed,
+                                   progress=progress)
+    if args.plot:
+        from .plots import plot_distortions
+
+        print(f"wrote {plot_distortions(result, args.plot)}", file=sys.stderr)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -300,7 +300,7 @@ class Network:
             validation_data=None, validation_split=0.0, eval_every=1, shuffle=False,
             early_stopping=None, on_divergence="stop", progress=False, on_epoch_end=None,
             weight_decay=0.0, momentum=0.0, nesterov=False, max_norm=None,
-            sample_weight=None, callbacks=None):
+            sample_weight=None, callbacks=None, augment=None):
         """Train on (x, y), continuing from the current weights (and velocities).
 
         Parameters
@@ -373,6 +373,11 @@ class Network:
         callbacks : list of grokreg.Callback, optional
             Told when the fit begins, after each epoch (where they may stop it) and when it
             ends; see ``grokreg.callbacks``.
+        augment : grokreg.Affine, grokreg.Elastic or their sum, optional
+            Distort every training image anew each epoch (default mode): x's images,
+            (N, height, width) or square rows, drawn from the network's random stream, each
+            image from its own place in it (the same network at any thread count). The
+            validation and test data are never distorted. See ``grokreg.distortions``.
 
         Returns
         -------
@@ -385,7 +390,8 @@ class Network:
             eval_every=eval_every, shuffle=shuffle, early_stopping=early_stopping,
             on_divergence=on_divergence, progress=progress, on_epoch_end=on_epoch_end,
             weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-            max_norm=max_norm, sample_weight=sample_weight, callbacks=callbacks)
+            max_norm=max_norm, sample_weight=sample_weight, callbacks=callbacks,
+            augment=augment)
         if not self._training.acquire(blocking=False):
             raise RuntimeError("this Network is already training in another thread")
         try:

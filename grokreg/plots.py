@@ -5,11 +5,11 @@ mode, in correct mode, and both modes' test curves on the same axes; the best te
 marked everywhere. The early-stopping figure is zoomed to the epochs trained, with a row for
 the run it was stopped from; the ensemble figure shows its networks, their average and one
 dropout network. ``plot_regularizers`` draws ``reproduce_regularizers``' test curves and
-accuracies.
+accuracies; ``plot_distortions``, distorted digits and ``reproduce_distortions``' test error.
 """
 import os
 
-__all__ = ["plot_comparison", "plot_regularizers", "MISSING_MATPLOTLIB"]
+__all__ = ["plot_comparison", "plot_regularizers", "plot_distortions", "MISSING_MATPLOTLIB"]
 
 MISSING_MATPLOTLIB = ("plotting needs matplotlib, which is not installed: "
                       "pip install 'grokreg[plot]' (or pip install matplotlib)")
@@ -219,5 +219,66 @@ def plot_regularizers(result, directory):
     figure.tight_layout()
     path = os.path.join(directory, "regularizers.png")
     figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_distortions(result, directory, copies=3, digits=6):
+    """distortions.png from ``grokreg.recipes.reproduce_distortions``' result: a grid of
+    training digits, each beside ``copies`` affine and elastic distortions of it, and each
+    run's test error per epoch beside the paper's; returns the path written."""
+    import numpy as np
+
+    plt = _pyplot()
+    os.makedirs(directory, exist_ok=True)
+    rows = result["rows"]
+    distorted = [row for row in rows if row["distortion"] is not None]
+    columns = 1 + copies * len(distorted)
+    figure = plt.figure(figsize=(13, 5.2))
+    grid = figure.add_gridspec(digits, columns + 2 + 9, wspace=0.08, hspace=0.08)
+    images = result["images"][:digits].reshape(digits, 28, 28)
+    for i in range(digits):
+        panels = [images[i] / 255.0]
+        for row in distorted:
+            # copy k of every digit from seed k: new images each column, as each epoch
+            panels += [row["distortion"].apply(images[i:i + 1], seed=k)[0]
+                       for k in range(copies)]
+        for j, panel in enumerate(panels):
+            ax = figure.add_subplot(grid[i, j])
+            ax.imshow(panel, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                title = "original" if j == 0 else distorted[(j - 1) // copies]["name"]
+                ax.set_title(title if j == 0 or (j - 1) % copies == 0 else "", fontsize=9,
+                             loc="left")
+    curves = figure.add_subplot(grid[:, columns + 2:])
+    colors = {"none": "tab:gray", "affine": "tab:blue", "elastic": "tab:red"}
+    for row in rows:
+        epochs, accuracies = row["history"].evaluated("test_accuracy")
+        color = colors.get(row["name"], None)
+        curves.plot(epochs, 100 * (1 - np.asarray(accuracies)), color=color, lw=1,
+                    label=f"{row['name']}: {row['test_error']:.2f}% (best validation epoch "
+                          f"{row['best_epoch']})")
+        curves.axhline(row["paper"], color=color, ls=":", lw=1.2)
+    from matplotlib.ticker import NullFormatter
+
+    errors = [100 * (1 - a) for row in rows for a in row["history"].evaluated("test_accuracy")[1]]
+    low = min(min(errors), min(row["paper"] for row in rows)) * 0.85
+    high = min(max(errors) * 1.1, 100)
+    curves.set_yscale("log")
+    curves.set_ylim(low, high)
+    ticks = [t for t in (0.5, 0.7, 1, 1.1, 1.6, 2, 3, 5, 10, 20, 50) if low <= t <= high]
+    curves.set_yticks(ticks)
+    curves.set_yticklabels([f"{t:g}" for t in ticks])
+    curves.yaxis.set_minor_formatter(NullFormatter())
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("test error, % (dotted: Simard et al. 2003)")
+    curves.grid(alpha=0.3, which="both")
+    curves.legend(fontsize=8, loc="upper right")
+    curves.set_title("test error while training")
+    figure.suptitle(f"Distortions as a regularizer: 784-{result['hidden']}-10 on MNIST")
+    path = os.path.join(directory, "distortions.png")
+    figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path

@@ -22,8 +22,8 @@ import numbers
 from ._validation import check_int, check_real
 from .callbacks import Callback
 
-__all__ = ["Schedule", "Constant", "InverseScaling", "StepDecay", "ReduceOnPlateau",
-           "as_schedule"]
+__all__ = ["Schedule", "Constant", "InverseScaling", "StepDecay", "MultiStep",
+           "ReduceOnPlateau", "as_schedule"]
 
 
 class Schedule(Callback):
@@ -90,6 +90,26 @@ class StepDecay(Schedule):
 
     def next_rate(self, fit, record):
         return self.alpha * self.factor ** ((record["epoch"] + 1) // self.every)
+
+
+class MultiStep(Schedule):
+    """alpha * factor ** (the milestones passed): the rate falls by factor at the start of
+    each milestone epoch (PyTorch's MultiStepLR)."""
+
+    def __init__(self, alpha, milestones, factor=0.1):
+        super().__init__(alpha)
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a list of epochs, got "
+                            f"{type(milestones).__name__}")
+        self.milestones = sorted(check_int(m, "milestones", minimum=1) for m in milestones)
+        self.factor = check_real(factor, "factor", low=0.0, high=1.0, low_open=True)
+
+    def __repr__(self):
+        return f"MultiStep({self.alpha:g}, milestones={self.milestones}, factor={self.factor:g})"
+
+    def next_rate(self, fit, record):
+        passed = sum(record["epoch"] + 1 >= milestone for milestone in self.milestones)
+        return self.alpha * self.factor ** passed
 
 
 class ReduceOnPlateau(Schedule):

@@ -14,6 +14,7 @@ import numpy as np
 from ._validation import (argument_error, as_dataset, as_inputs, as_labels, as_sample_weight,
                           check_int, check_real, warn_user)
 from .callbacks import Callback, FunctionCallback, ProgressCallback
+from .distortions import Distortion, image_shape
 from .history import History
 from .regularization import EarlyStopping
 from .schedules import Constant, as_schedule
@@ -54,14 +55,22 @@ class Plan:
     max_norm: float | None = None
     callbacks: list = field(default_factory=list)
     datasets: dict = field(default_factory=dict)  # prefix -> (x, y, sample_weight) as given
+    augment: object = None  # a grokreg.Distortion: new training images every epoch
+    image_shape: tuple | None = None  # (height, width) of the images augment distorts
 
 
 def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
          validation_data=None, validation_split=0.0, eval_every=1, shuffle=False,
          early_stopping=None, on_divergence="stop", progress=False, on_epoch_end=None,
          weight_decay=0.0, momentum=0.0, nesterov=False, max_norm=None, sample_weight=None,
-         callbacks=None):
+         callbacks=None, augment=None):
     """Check and convert the arguments of ``net.fit`` (documented there) into a Plan."""
+    image_shape = None
+    if augment is not None:
+        if not isinstance(augment, Distortion):
+            raise TypeError(f"augment must be a grokreg.Affine, grokreg.Elastic or their sum, "
+                            f"got {type(augment).__name__}")
+        image_shape = augment_shape(augment, np.shape(x))
     x = as_inputs(x, net.n_inputs, net.dtype)
     y = as_labels(y, len(x), net.n_outputs)
     sample_weight = as_sample_weight(sample_weight, len(x))
@@ -80,6 +89,7 @@ def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
         refused = [name for name, on in (
             ("weight_decay", weight_decay), ("momentum", momentum), ("nesterov", nesterov),
             ("max_norm", max_norm is not None), ("sample_weight", sample_weight is not None),
+            ("augment", augment is not None),
             ("alpha", not isinstance(schedule, Constant))) if on]
         if refused:
             what = "a learning-rate schedule" if refused[0] == "alpha" else "this option"
@@ -137,7 +147,17 @@ def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
         data[prefix] = net._dataset(inputs, labels, sample_weight=weights, name=name)
     return Plan(x, y, sample_weight, data, epochs, schedule, batch_size, eval_every,
                 bool(shuffle), on_divergence, weight_decay, momentum, bool(nesterov), max_norm,
-                callbacks, {prefix: given[:3] for prefix, given in datasets.items()})
+                callbacks, {prefix: given[:3] for prefix, given in datasets.items()}, augment,
+                image_shape)
+
+
+def augment_shape(augment, x_shape):
+    """(height, width) of the images augment is to distort: x's as given, (N, height,
+    width), or square rows; else a ValueError naming augment."""
+    try:
+        return image_shape(x_shape, getattr(augment, "shape", None))
+    except ValueError as exc:
+        raise argument_error("augment", f"needs images: {exc}") from None
 
 
 class FitState:
@@ -187,6 +207,7 @@ def run(net, plan):
         input_dropout=net.input_dropout, loss=net.loss, bias=net.bias,
         weight_decay=plan.weight_decay, momentum=plan.momentum, nesterov=plan.nesterov,
         max_norm=plan.max_norm, sample_weight=plan.sample_weight is not None,
+        augment=None if plan.augment is None else repr(plan.augment),
         n_validation=len(plan.datasets["val"][1]) if "val" in plan.datasets else None))
     state = FitState(net, history, epochs, "val" in plan.data)
     parameters = net._parameters  # the arrays themselves: assignments copy into them
@@ -209,6 +230,19 @@ def run(net, plan):
 
     train = plan.data["train"]
     evaluations = {prefix: plan.data[prefix] for prefix in plan.datasets}
+    if plan.augment is not None:
+        # every epoch's distorted images go into this one array (the data set's size, made
+        # once a fit), and train as a data set of their own
+        from .network import PIXEL_VALUES
+
+        distorted = kernels.aligned_empty(x.shape, net.dtype)
+        pixel_values = PIXEL_VALUES[net.dtype].astype(np.float64) if x.dtype == np.uint8 \
+            else None
+
+        def distorted_epoch():
+            plan.augment.distort_into(x, distorted, int(net._bit_generator.random_raw()),
+                                      *plan.image_shape, net.n_threads, pixel_values)
+            return net._dataset(distorted, y, sample_weight=plan.sample_weight)
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.
     literal, replay = False, net.book and plan.on_divergence == "warn"
@@ -232,6 +266,8 @@ def run(net, plan):
                 # Windows with numpy 1.x), as the kernels read it
                 order = np.arange(len(x), dtype=np.int64)
                 np.random.Generator(net._bit_generator).shuffle(order)
+            if plan.augment is not None:
+                work = workspace(distorted_epoch())
             rate = state.rate
             work.alpha = rate
             stream = net._bit_generator.state if replay and not literal else None

@@ -9,7 +9,7 @@ import pytest
 
 import grokreg
 from grokreg import Callback, EarlyStopping, Network
-from grokreg.schedules import Constant, InverseScaling, ReduceOnPlateau, StepDecay
+from grokreg.schedules import Constant, InverseScaling, MultiStep, ReduceOnPlateau, StepDecay
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,18 @@ def test_fit_refuses_bad_options_naming_them(data, options, error, message):
     with pytest.raises(error, match=message):
         net.fit(*data, **options)
     assert np.array_equal(net.weights_0_1, before) and net.history_ is None
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: MultiStep(0.1, 5), TypeError, "milestones must be a list of epochs, got int"),
+    (lambda: MultiStep(0.1, [0]), ValueError, "milestones must be >= 1, got 0"),
+    (lambda: MultiStep(0.1, [2], factor=2), ValueError, "factor must be <= 1, got 2"),
+    (lambda: StepDecay(0.1, every=0), ValueError, "every must be >= 1, got 0"),
+    (lambda: InverseScaling(0.1, power_t=-1), ValueError, "power_t must be >= 0, got -1"),
+])
+def test_schedules_refuse_bad_settings_naming_them(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
 
 
 @pytest.mark.parametrize("option", [dict(weight_decay=0.1), dict(momentum=0.5),
@@ -183,6 +195,7 @@ def test_the_history_records_each_epochs_rate(data):
     cases = {
         0.05: [0.05] * 5,
         StepDecay(0.1, every=2, factor=0.5): [0.1, 0.1, 0.05, 0.05, 0.025],
+        MultiStep(0.1, [3, 1], factor=0.5): [0.1, 0.05, 0.05, 0.025, 0.025],
         InverseScaling(0.1, power_t=0.5): [0.1 / math.sqrt(300 * e + 1) for e in range(5)],
     }
     for alpha, rates in cases.items():

@@ -30,7 +30,7 @@ CLI = [sys.executable, "-P", "-m", "grokreg"]
      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or "
      ".gz); `grokreg data download --data-dir DIR` fetches MNIST's"),
     (["reproduce", "overfit", "--plot", "figures"], "--plot",
-     "goes with 'reproduce all' or 'reproduce regularizers' (one figure per experiment)"),
+     "goes with 'reproduce all', 'regularizers' or 'distortions' (one figure per experiment)"),
     (["reproduce", "regularizers", "--book"], "--book",
      "the book's programs have none of these regularizers: 'reproduce regularizers' runs in "
      "default mode"),

@@ -1,0 +1,301 @@
+# Distortions of images (grokreg.distortions): a displacement field per image, affine and
+# elastic (Simard, Steinkraus and Platt 2003), applied with bilinear interpolation. Written
+# for _kernels.pyx (included there).
+#
+# Each image's random numbers are SplitMix64's stream from one key (a 64-bit draw from the
+# network's generator per epoch, or from apply's seed) at the image's own place in it, as the
+# dropout masks are: any thread distorts any image and gets the same numbers. Per image,
+# DRAWS_BEFORE_FIELD outputs for the affine parameters, then one output per pixel whose low
+# and high 32 bits are the elastic field's two components there.
+
+cdef enum:
+    DRAWS_BEFORE_FIELD = 3  # six 32-bit uniforms: rotation, scale x, scale y, shear, shift x, y
+
+
+ctypedef fused pixels:
+    uint8_t
+    float
+    double
+
+
+cdef struct Warp:
+    Py_ssize_t height, width
+    # affine: the largest rotation (radians), relative scaling, shear and shift (pixels)
+    bint affine
+    double rotation, scale, shear, translation
+    # elastic: the field's scale (pixels) and its smoothing, a banded (height, height) and a
+    # (width, width) matrix of the Gaussian's weights with its reach in rows (radius)
+    bint elastic
+    double alpha
+    const double *smooth_rows
+    const double *smooth_columns
+    # the fields' rows: the width (transposed: the height) rounded up to 8; and the reach of
+    # the Gaussian in pixels
+    Py_ssize_t stride, radius
+
+
+cdef inline double uniform32(uint32_t bits) noexcept nogil:
+    """A uniform number in (-1, 1) from 32 random bits (never an end: bits + 0.5)."""
+    return (<double> bits + 0.5) * (2.0 / 4294967296.0) - 1.0
+
+
+cdef inline uint64_t image_draw(uint64_t key, Py_ssize_t image, Py_ssize_t n_pixels,
+                                Py_ssize_t k) noexcept nogil:
+    """Output k of the image's stretch of the stream from key."""
+    cdef uint64_t place = <uint64_t> image * <uint64_t> (n_pixels + DRAWS_BEFORE_FIELD) + k + 1
+    return mix64(key + place * 0x9E3779B97F4A7C15ULL)
+
+
+cdef extern from *:
+    """
+    /* Both components of an elastic field smoothed at once, in place: field = G_rows . field
+       . G_columns^T for each (G_columns symmetric), as row operations over whole rows of
+       `stride` numbers (a multiple of 8, zero beyond the width: no remainder loops), which
+       vectorise (restrict: the compiler may keep rows in registers). The zeros outside each
+       matrix's band add nothing: the same sums as the banded filter's. */
+    #include <stddef.h>
+    /* One pass, out = g . in (g: rows x rows, banded within radius; in, out: rows x
+       stride) for both fields, each output row summed in local arrays of STRIDE numbers:
+       with STRIDE a constant the compiler keeps them in vector registers. */
+    #define GROKREG_SMOOTH_PASS(NAME, STRIDE)                                                \
+    static void NAME(const double *restrict g, const double *restrict in_x,                  \
+                     const double *restrict in_y, double *restrict out_x,                    \
+                     double *restrict out_y, ptrdiff_t rows, ptrdiff_t stride,               \
+                     ptrdiff_t radius) {                                                      \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                               \
+            double sum_x[STRIDE], sum_y[STRIDE];                                             \
+            for (ptrdiff_t c = 0; c < STRIDE; c++) { sum_x[c] = 0; sum_y[c] = 0; }          \
+            ptrdiff_t first = r > radius ? r - radius : 0;                                   \
+            ptrdiff_t last = r + radius < rows ? r + radius : rows - 1;                      \
+            for (ptrdiff_t k = first; k <= last; k++) {                                      \
+                double weight = g[r * rows + k];                                             \
+                for (ptrdiff_t c = 0; c < STRIDE; c++) {                                     \
+                    sum_x[c] += weight * in_x[k * stride + c];                               \
+                    sum_y[c] += weight * in_y[k * stride + c];                               \
+                }                                                                             \
+            }                                                                                 \
+            for (ptrdiff_t c = 0; c < STRIDE; c++) {                                         \
+                out_x[r * stride + c] = sum_x[c];                                            \
+                out_y[r * stride + c] = sum_y[c];                                            \
+            }                                                                                 \
+        }                                                                                     \
+    }
+    GROKREG_SMOOTH_PASS(grokreg_smooth_pass_32, 32)
+    GROKREG_SMOOTH_PASS(grokreg_smooth_pass_any, stride)
+
+    /* The transpose of a (rows x stride) field into (stride x rows_stride), zeros beyond. */
+    static void grokreg_transpose_fields(const double *restrict in_x,
+                                         const double *restrict in_y, double *restrict out_x,
+                                         double *restrict out_y, ptrdiff_t rows,
+                                         ptrdiff_t columns, ptrdiff_t stride,
+                                         ptrdiff_t out_stride) {
+        for (ptrdiff_t c = 0; c < columns; c++) {
+            for (ptrdiff_t r = 0; r < out_stride; r++) {
+                out_x[c * out_stride + r] = r < rows ? in_x[r * stride + c] : 0;
+                out_y[c * out_stride + r] = r < rows ? in_y[r * stride + c] : 0;
+            }
+        }
+    }
+
+    /* Both components of an elastic field smoothed in place: field = G_rows . field .
+       G_columns^T for each, as two passes along rows: the second on the transposed field
+       (both matrices symmetric). Fields are rows of `stride` numbers, a multiple of 8 and
+       zero beyond the width (and height, transposed): whole vectors, no remainder loops.
+       The zeros outside each matrix's band add nothing: the banded filter's sums. */
+    static void grokreg_smooth_fields(const double *restrict g_rows,
+                                      const double *restrict g_columns,
+                                      double *restrict field_x, double *restrict field_y,
+                                      double *restrict through_x, double *restrict through_y,
+                                      ptrdiff_t height, ptrdiff_t width, ptrdiff_t stride,
+                                      ptrdiff_t radius) {
+        ptrdiff_t height_stride = (height + 7) / 8 * 8;
+        if (stride == 32) {
+            grokreg_smooth_pass_32(g_rows, field_x, field_y, through_x, through_y, height,
+                                   stride, radius);
+        } else {
+            grokreg_smooth_pass_any(g_rows, field_x, field_y, through_x, through_y, height,
+                                    stride, radius);
+        }
+        grokreg_transpose_fields(through_x, through_y, field_x, field_y, height, width,
+                                 stride, height_stride);
+        if (height_stride == 32) {
+            grokreg_smooth_pass_32(g_columns, field_x, field_y, through_x, through_y, width,
+                                   height_stride, radius);
+        } else {
+            grokreg_smooth_pass_any(g_columns, field_x, field_y, through_x, through_y, width,
+                                    height_stride, radius);
+        }
+        grokreg_transpose_fields(through_x, through_y, field_x, field_y, width, height,
+                                 height_stride, stride);
+    }
+    """
+    void smooth_fields "grokreg_smooth_fields"(
+        const double *g_rows, const double *g_columns, double *field_x, double *field_y,
+        double *through_x, double *through_y, Py_ssize_t height, Py_ssize_t width,
+        Py_ssize_t stride, Py_ssize_t radius) noexcept nogil
+
+
+cdef void distort_one(const Warp *warp, const pixels *image, const double *values,
+                      floating *out, uint64_t key, Py_ssize_t index,
+                      double *scratch) noexcept nogil:
+    """One image distorted into out (height * width): each pixel takes the bilinear
+    interpolation of the image at its source, zero outside the image; the source is the
+    affine map of the pixel about the image's centre, plus the elastic field there."""
+    cdef Py_ssize_t height = warp.height, width = warp.width, n = height * width
+    cdef Py_ssize_t field_stride = warp.stride
+    cdef Py_ssize_t size = max(height, width) * max(field_stride, (height + 7) // 8 * 8)
+    cdef Py_ssize_t r, c, p, f, r0, c0, stride = width + 3
+    cdef double *field_x = scratch
+    cdef double *field_y = scratch + size
+    # the image with a border of zeros: rows -1 to height + 1, columns -1 to width + 1, so
+    # that interpolation reads zeros outside the image without a test
+    cdef double *padded = scratch + 4 * size
+    cdef double *at
+    cdef uint64_t bits
+    cdef double u[6]
+    cdef double centre_r = (height - 1) * 0.5, centre_c = (width - 1) * 0.5
+    cdef double m00 = 1, m01 = 0, m10 = 0, m11 = 1, shift_x = 0, shift_y = 0
+    cdef double cosine, sine, x, y, source_x, source_y, fx, fy
+    for c in range(stride):
+        padded[c] = 0
+        padded[(height + 1) * stride + c] = 0
+        padded[(height + 2) * stride + c] = 0
+    for r in range(height):
+        padded[(r + 1) * stride] = 0
+        padded[(r + 1) * stride + width + 1] = 0
+        padded[(r + 1) * stride + width + 2] = 0
+        for c in range(width):
+            if pixels is uint8_t:
+                padded[(r + 1) * stride + c + 1] = values[image[r * width + c]]
+            else:
+                padded[(r + 1) * stride + c + 1] = image[r * width + c]
+    if warp.affine:
+        for p in range(3):
+            bits = image_draw(key, index, n, p)
+            u[2 * p] = uniform32(<uint32_t> bits)
+            u[2 * p + 1] = uniform32(<uint32_t> (bits >> 32))
+        # M = rotation . shear . scaling, mapping a pixel's offset from the centre to its
+        # source's: x (columns) first, as image coordinates are written
+        cosine = cos(warp.rotation * u[0])
+        sine = sin(warp.rotation * u[0])
+        m00 = cosine * (1 + warp.scale * u[1])
+        m01 = (cosine * warp.shear * u[3] - sine) * (1 + warp.scale * u[2])
+        m10 = sine * (1 + warp.scale * u[1])
+        m11 = (sine * warp.shear * u[3] + cosine) * (1 + warp.scale * u[2])
+        shift_x = warp.translation * u[4]
+        shift_y = warp.translation * u[5]
+    if warp.elastic:
+        for r in range(height):
+            for c in range(width):
+                bits = image_draw(key, index, n, DRAWS_BEFORE_FIELD + r * width + c)
+                field_x[r * field_stride + c] = uniform32(<uint32_t> bits)
+                field_y[r * field_stride + c] = uniform32(<uint32_t> (bits >> 32))
+            for c in range(width, field_stride):
+                field_x[r * field_stride + c] = 0
+                field_y[r * field_stride + c] = 0
+        smooth_fields(warp.smooth_rows, warp.smooth_columns, field_x, field_y,
+                      scratch + 2 * size, scratch + 3 * size, height, width, field_stride,
+                      warp.radius)
+    for r in range(height):
+        for c in range(width):
+            p = r * width + c
+            x = c - centre_c
+            y = r - centre_r
+            source_x = centre_c + m00 * x + m01 * y + shift_x
+            source_y = centre_r + m10 * x + m11 * y + shift_y
+            if warp.elastic:
+                f = r * field_stride + c
+                source_x = source_x + warp.alpha * field_x[f]
+                source_y = source_y + warp.alpha * field_y[f]
+            # beyond the border every neighbour is zero: the clamped point reads the border
+            source_x = -1.0 if source_x < -1.0 else source_x
+            source_x = <double> width if source_x > width else source_x
+            source_y = -1.0 if source_y < -1.0 else source_y
+            source_y = <double> height if source_y > height else source_y
+            c0 = <Py_ssize_t> floor(source_x)
+            r0 = <Py_ssize_t> floor(source_y)
+            fx = source_x - c0
+            fy = source_y - r0
+            at = padded + (r0 + 1) * stride + c0 + 1
+            out[p] = <floating> ((1 - fy) * ((1 - fx) * at[0] + fx * at[1])
+                                 + fy * ((1 - fx) * at[stride] + fx * at[stride + 1]))
+
+
+def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint64_t key, *,
+            Py_ssize_t height, Py_ssize_t width, double rotation=0, double scale=0,
+            double shear=0, double translation=0, double alpha=0, smooth_rows=None,
+            smooth_columns=None, Py_ssize_t radius=0, values=None, int n_threads=1,
+            Py_ssize_t first_index=0):
+    """Distorted copies of x's images (rows of height * width pixels) into out, image i's
+    numbers from key at place first_index + i. uint8 pixels stand for values[pixel] (their
+    values in the network's dtype, as Dataset's); other inputs are used as given. The affine
+    part is on where any of its ranges is non-zero, the elastic where smooth_rows is given
+    (Gaussian weight matrices from grokreg.distortions, with their radius)."""
+    cdef Py_ssize_t n = x.shape[0], n_pixels = height * width, i
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1, got {height} and {width}")
+    if x.shape[1] != n_pixels or out.shape[1] != n_pixels:
+        raise ValueError(f"x and out must have {n_pixels} columns (height * width), got "
+                         f"{x.shape[1]} and {out.shape[1]}")
+    if out.shape[0] != n:
+        raise ValueError(f"out must have x's {n} rows, got {out.shape[0]}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    cdef double[::1] table = np.zeros(256)
+    if pixels is uint8_t:
+        if values is None or len(values) != 256:
+            raise ValueError("uint8 pixels need values, the 256 values they stand for")
+        table = np.ascontiguousarray(values, dtype=np.float64)
+    cdef Warp warp
+    warp.height, warp.width = height, width
+    warp.rotation, warp.scale, warp.shear, warp.translation = rotation, scale, shear, translation
+    warp.affine = rotation != 0 or scale != 0 or shear != 0 or translation != 0
+    warp.elastic = smooth_rows is not None
+    warp.alpha, warp.radius = alpha, radius
+    warp.stride = (width + 7) // 8 * 8
+    cdef double[:, ::1] rows_matrix = np.zeros((1, 1))
+    cdef double[:, ::1] columns_matrix = np.zeros((1, 1))
+    if warp.elastic:
+        rows_matrix = np.ascontiguousarray(smooth_rows, dtype=np.float64)
+        if (rows_matrix.shape[0] != height or rows_matrix.shape[1] != height
+                or np.shape(smooth_columns) != (width, width)):
+            raise ValueError(f"smooth_rows and smooth_columns must be ({height}, {height}) "
+                             f"and ({width}, {width})")
+        columns_matrix = np.ascontiguousarray(smooth_columns, dtype=np.float64)
+        if radius < 0:
+            raise ValueError(f"radius must be >= 0, got {radius}")
+    warp.smooth_rows = &rows_matrix[0, 0]
+    warp.smooth_columns = &columns_matrix[0, 0]
+    cdef Py_ssize_t offset = first_index
+    # per thread: two fields and their two copies in passing, each of max(height, width) rows
+    # of max(stride, height rounded up) numbers; and the padded image
+    cdef Py_ssize_t field_size = max(height, width) * max(warp.stride, (height + 7) // 8 * 8)
+    cdef double[:, ::1] scratch = np.empty(
+        (n_threads, 4 * field_size + (height + 3) * (width + 3)))
+    cdef int thread
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        thread = threadid()
+        for i in prange(n, schedule="static"):
+            distort_one(&warp, &x[i, 0], &table[0], &out[i, 0], key, offset + i,
+                        &scratch[thread, 0])
+
+
+def distortion_draws(uint64_t key, Py_ssize_t index, Py_ssize_t n_pixels):
+    """The uniform numbers in (-1, 1) that distort image index from key: the six affine ones
+    (rotation, scale x, scale y, shear, shift x, shift y) and the elastic field's x and y
+    components (n_pixels each), as distort draws them (for tests and references)."""
+    affine = np.empty(6)
+    field = np.empty((2, n_pixels))
+    cdef Py_ssize_t k
+    cdef uint64_t bits
+    for k in range(3):
+        bits = image_draw(key, index, n_pixels, k)
+        affine[2 * k] = uniform32(<uint32_t> bits)
+        affine[2 * k + 1] = uniform32(<uint32_t> (bits >> 32))
+    for k in range(n_pixels):
+        bits = image_draw(key, index, n_pixels, DRAWS_BEFORE_FIELD + k)
+        field[0, k] = uniform32(<uint32_t> bits)
+        field[1, k] = uniform32(<uint32_t> (bits >> 32))
+    return affine, field
