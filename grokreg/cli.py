@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from . import progress as _progress
+from . import progress as _progress, sweep
 from ._version import __version__
 from .data import load_idx_dataset
 from .recipes import (EXPERIMENTS, compare, comparison_table, reproduce, reproduce_distortions,
@@ -121,9 +121,7 @@ def build_parser():
     data.add_argument("--prefix", default="", help="info: file name prefix (EMNIST: emnist-digits-)")
     data.add_argument("--test-name", default="t10k", help="info: name of the test split (EMNIST: test)")
 
-    from .sweep import add_arguments  # the sweep's flags live beside the sweep
-
-    add_arguments(_subcommand(
+    _add_sweep_arguments(_subcommand(
         commands, "sweep", "[--grid NAME=V1,V2 ...] [--out FILE] [options]",
         help="train a grid of hyper-parameters with several seeds, locally or on Dask",
         description="Train every combination of the --grid values (the chapter's "
@@ -153,7 +151,9 @@ def _as_command_line_error(exc):
     argument = getattr(exc, "argument", None)
     if argument is None:
         return None
-    return CommandLineError(FLAGS.get(argument, "--" + argument.replace("_", "-")), exc.problem)
+    # a message that points to another parameter names its flag
+    problem = exc.problem.replace("as data_dir", "with --data-dir DIR")
+    return CommandLineError(FLAGS.get(argument, "--" + argument.replace("_", "-")), problem)
 
 
 def _data(args):
@@ -299,6 +299,99 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     _progress.write(f"grokreg: warning: {message}", sys.stderr)
 
 
+# -- grokreg sweep -------------------------------------------------------------------------
+
+def _add_sweep_arguments(parser):
+    parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                        help=f"values of one parameter ({', '.join(sweep.GRID)}); repeat the "
+                        f"flag for each parameter varied (defaults: "
+                        f"{', '.join(f'{k}={v[1]:g}' for k, v in sweep.GRID.items())})")
+    parser.add_argument("--seeds", type=_integer(1), default=3,
+                        help="seeds per setting (default 3)")
+    parser.add_argument("--seed", type=_integer(0, 2**32 - 1), default=1,
+                        help="the first seed (default 1)")
+    parser.add_argument("--book", action="store_true", help="the book's arithmetic")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--n-train", type=_integer(1), default=1000,
+                        help="training images, the first ones (default 1000)")
+    parser.add_argument("--n-validation", type=_integer(1), default=1000,
+                        help="validation images, the next ones (default 1000)")
+    parser.add_argument("--n-test", type=_integer(1), default=10000,
+                        help="test images (default 10000)")
+    parser.add_argument("--data-dir", help="directory with the MNIST files (on a cluster: a "
+                        "path every worker can read; default: $GROKREG_DATA or the embedded "
+                        "subset)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--threads", type=_integer(1),
+                       help="local threads (default: every CPU this process may use)")
+    where.add_argument("--workers", type=_integer(1),
+                       help="start a local Dask cluster of this many worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on the Dask cluster whose scheduler is at ADDRESS "
+                       "(e.g. tcp://host:8786)")
+    parser.add_argument("--out", help="append each finished run to this file (.csv, or .jsonl)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: skip the runs the file already holds")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _parse_grid(items):
+    grid = {}
+    for item in items:
+        name, equals, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals:
+            raise CommandLineError("--grid", f"expected NAME=V1,V2,..., got {item!r}")
+        if name in grid:
+            raise CommandLineError("--grid", f"gives {name} twice: list all its values in one")
+        grid[name] = [v.strip() for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _dask_client(args):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise CommandLineError("--workers" if args.workers else "--scheduler",
+                               "needs Dask: pip install 'grokreg[dask]'") from None
+    if args.workers:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
+        return Client(cluster), cluster
+    try:
+        return Client(args.scheduler, timeout="5s"), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CommandLineError("--scheduler", f"cannot reach a Dask scheduler at "
+                               f"{args.scheduler} ({exc}); start one (`dask scheduler` and "
+                               f"`dask worker ADDRESS`) or use --workers N for a local "
+                               f"cluster") from None
+
+
+def _sweep(args, progress):
+    grid = _parse_grid(args.grid)
+    if args.resume and not args.out:
+        raise CommandLineError("--resume", "goes with --out FILE (the sweep to continue)")
+    # every setting, and the output file, is checked before a cluster is started
+    plan = sweep.plan_sweep(grid, seeds=args.seeds, seed=args.seed, book=args.book,
+                            dtype=args.dtype, n_train=args.n_train,
+                            n_validation=args.n_validation, n_test=args.n_test,
+                            data_dir=args.data_dir, out=args.out, resume=args.resume)
+    client = cluster = None
+    if args.workers or args.scheduler:
+        client, cluster = _dask_client(args)
+    try:
+        rows = sweep.execute(plan, client=client, threads=args.threads, progress=progress)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    _progress.write(sweep.summary_table(rows))
+    return 0
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -310,9 +403,7 @@ def main(argv=None):
             if args.command == "data":
                 return _data(args)
             if args.command == "sweep":
-                from .sweep import main as sweep
-
-                return sweep(args, progress)
+                return _sweep(args, progress)
             _reproduce(args, progress)
     except CommandLineError as exc:
         command.error(f"argument {exc.flag}: {exc}" if exc.flag else str(exc))

@@ -152,8 +152,9 @@ def check_count(value, name, available, source, kept_back=""):
     if value > available:
         where = ("the MNIST subset embedded in grokreg" if source == "embedded"
                  else f"the data in {source}")
-        hint = (f"; for more, use the full MNIST files: a data directory (`grokreg data "
-                f"download` fetches them) or ${DATA_ENV}" if source == "embedded" else "")
+        hint = (f"; for more, use the full MNIST files: give their directory as data_dir "
+                f"or ${DATA_ENV} (`grokreg data download` fetches them)"
+                if source == "embedded" else "")
         raise argument_error(name, f"must be at most {available}, got {value}: that is what "
                              f"{where} holds{kept_back}{hint}")
     return int(value)

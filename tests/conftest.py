@@ -70,6 +70,14 @@ def mnist():
     return grokreg.load_mnist()
 
 
+@pytest.fixture(scope="session")
+def splits(mnist):
+    """Small disjoint slices of the embedded subset: x, y to train, to validate, to test."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    return (x_train[:300], y_train[:300], x_train[1000:1300], y_train[1000:1300],
+            x_test[:500], y_test[:500])
+
+
 @pytest.fixture
 def sparse_data():
     """A small random data set with MNIST-like sparsity (about 20% non-zero inputs)."""

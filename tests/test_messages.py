@@ -23,8 +23,8 @@ CLI = [sys.executable, "-P", "-m", "grokreg"]
     (["reproduce", "early-stopping", "--n-train", "1500"], "--n-train",
      "must be at most 1000, got 1500: that is what the MNIST subset embedded in grokreg holds, "
      "less the 1000 images the early-stopping experiment keeps for validation; for more, use "
-     "the full MNIST files: a data directory (`grokreg data download` fetches them) or "
-     "$GROKREG_DATA"),
+     "the full MNIST files: give their directory with --data-dir DIR or $GROKREG_DATA "
+     "(`grokreg data download` fetches them)"),
     (["reproduce", "overfit", "--data-dir", "/nonexistent"], "--data-dir",
      "'/nonexistent' is not a directory: it should hold train-images-idx3-ubyte, "
      "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or "

@@ -49,8 +49,9 @@ def test_progress_goes_to_stderr_only():
 
 @pytest.mark.parametrize("arguments, error", [
     (["overfit", "--n-train", "5000"], "argument --n-train: must be at most 2000, got 5000: that "
-     "is what the MNIST subset embedded in grokreg holds; for more, use the full MNIST files: a "
-     "data directory (`grokreg data download` fetches them) or $GROKREG_DATA"),
+     "is what the MNIST subset embedded in grokreg holds; for more, use the full MNIST files: "
+     "give their directory with --data-dir DIR or $GROKREG_DATA (`grokreg data download` "
+     "fetches them)"),
     (["overfit", "--hidden", "0"], "argument --hidden: must be >= 1, got 0"),
     # how argparse lists the choices after this differs between Python versions
     (["nonsense"], "argument EXPERIMENT: invalid choice: 'nonsense' (choose from "),
