@@ -330,8 +330,10 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                 **options)
         if history.collapse is not None:
             # attributed to the caller of fit or partial_fit
-            warnings.warn(f"NetworkClassifier: {history.collapse}", ConvergenceWarning,
-                          stacklevel=3)
+            # the estimator's name for the learning rate: its alpha is the L2 penalty
+            advice = history.collapse.replace("learning rate (alpha=",
+                                              "learning rate (learning_rate_init=")
+            warnings.warn(f"NetworkClassifier: {advice}", ConvergenceWarning, stacklevel=3)
         self.history_ = history
         self.loss_curve_ = getattr(self, "loss_curve_", []) + history.history["error"]
         self.n_iter_ = getattr(self, "n_iter_", 0) + len(history)
@@ -409,7 +411,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[outputs.argmax(axis=1)]
 
     def predict_proba(self, X):
-        """The softmax of the output layer, (n_samples, n_classes), columns as classes_.
+        """The softmax of the output layer, (n_samples, n_classes), columns as ``classes_``.
 
         With ``loss="softmax_cross_entropy"`` these are the probabilities the network was
         trained to give. With the book's squared error (``loss="mse"``) the outputs were

@@ -234,7 +234,8 @@ def test_raw_tabular_features_warn_and_scaled_ones_do_not():
          f"(sklearn.preprocessing.StandardScaler, or to [0, 1])"),
         (ConvergenceWarning, "NetworkClassifier: the training error blew up to 8.01e+04 in "
          "epoch 0 (a network that outputs nothing has 0.693): scale the inputs "
-         "(sklearn.preprocessing.StandardScaler) or lower the learning rate (alpha=0.05)")]
+         "(sklearn.preprocessing.StandardScaler) or lower the learning rate "
+         "(learning_rate_init=0.05)")]
     assert [w.filename for w in record] == [__file__] * 2  # the line that called fit
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -117,6 +117,18 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resumes(local, tmp_path):
     assert sorted(numbers(sweep.read_rows(out))) == sorted(numbers(local))
 
 
+def test_a_row_cut_within_its_last_column_is_not_read_back(tmp_path):
+    """A process that dies while writing a row's last column ('where') leaves a line with
+    every column present: only the missing newline tells that it is incomplete."""
+    out = tmp_path / "sweep.csv"
+    rows = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, **DATA)
+    whole = out.read_text()
+    last_line = whole.splitlines()[-1]
+    out.write_text(whole + last_line[:-2])
+    assert len(next(csv.reader([last_line[:-2]]))) == len(sweep.KEY + sweep.RESULTS)
+    assert sorted(numbers(sweep.read_rows(out))) == sorted(numbers(rows))
+
+
 def test_json_lines_output(tmp_path):
     out = tmp_path / "sweep.jsonl"
     rows = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, **DATA)
