@@ -18,6 +18,7 @@ import json
 import os
 import statistics
 import sys
+import textwrap
 import time
 
 from machine import describe
@@ -110,7 +111,7 @@ def crossover(rows):
     return None
 
 
-def plot(rows, path, title, dense_from):
+def plot(rows, path, title, dense_from, found=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,14 +132,17 @@ def plot(rows, path, title, dense_from):
     ax.plot(densities, chosen, "o", mfc="none", color="black", ms=9,
             label="the layout grokreg chooses")
     ax.axvline(dense_from, color="black", lw=0.8, ls="-.",
-               label=f"dense from {dense_from:.0%} of inputs non-zero")
+               label=f"grokreg: dense from {dense_from:.0%} of inputs non-zero")
+    if found is not None:
+        ax.axvline(found, color="tab:green", lw=0.8, ls="--",
+                   label=f"dense faster here from {found:.0%}")
     ax.set_xlabel("share of inputs non-zero")
     ax.set_ylabel("seconds per epoch")
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -212,7 +216,7 @@ def main(argv=None):
           else "\nOne layout is faster at every density")
     print(f"grokreg's threshold for this build (kernels.DENSE_FROM): {kernels.DENSE_FROM:.0%}")
     if args.plot:
-        plot(rows, args.plot, title, kernels.DENSE_FROM)
+        plot(rows, args.plot, title, kernels.DENSE_FROM, found)
         print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         with open(args.json, "w") as f:

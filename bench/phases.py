@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a mini-batch fit's time goes, phase by phase (one process, one run).
 
-The task of bench/full_mnist.py (784-100-10, dropout 0.5, batches of 100, alpha 0.1, default
+The task of bench/peers.py (784-100-10, dropout 0.5, batches of 100, alpha 0.1, default
 mode) on one of its workloads, trained through the kernels directly so that each phase is
 timed: the Dataset (counting the inputs, and for sparse rows the conversion; once per fit),
 each phase of the training epochs (the kernels' PHASES, timed inside the compiled loop) and

@@ -29,8 +29,8 @@ cdef enum:
     # holding about as many of the batch's entries, then added up in order: z = bias_1 + (sum
     # over the first run) + (sum over the second)... With 2 threads each reads and updates
     # the weights_0_1 rows of its own runs, for every example: no row crosses between the
-    # cores (split by examples, every row the batch touched was read by both cores and
-    # written by one, each batch: bench/layouts.c, 2 threads 33.7-36.5 against 23.1-23.5 ms).
+    # cores (split by examples, every row the batch touched would be read by both cores and
+    # written by one, each batch: a third slower at 2 threads).
     # The same runs whatever the number of threads, so that the sums are the same bits.
     INPUT_RUNS = 2
 

@@ -249,7 +249,7 @@ def aligned_empty(shape, dtype):
     numpy's own arrays start wherever malloc puts them (16 or 48 bytes past a cache line,
     say): then, with rows of whole vectors, every other vector read crosses a line, which
     cost 13-23% of a book-mode training step and ~11% of a full-MNIST mini-batch epoch at one
-    thread (bench/alignment.py).
+    thread.
     """
     dtype = np.dtype(dtype)
     shape = tuple(shape) if np.iterable(shape) else (shape,)
