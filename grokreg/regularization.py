@@ -42,11 +42,14 @@ class EarlyStopping(Callback):
     restore_best_weights : bool
         At the end of training, return the network to the weights of its best epoch.
 
-    Attributes (after a fit)
-    ------------------------
-    best_epoch, best_value : the best evaluated epoch and its metric (None if none was watched).
-    stopped_epoch : the epoch after which training stopped early, or None.
-    reason : a sentence saying why training stopped, or None.
+    Attributes
+    ----------
+    best_epoch, best_value : int and float, or None
+        After a fit: the best evaluated epoch and its metric (None if none was watched).
+    stopped_epoch : int or None
+        After a fit: the epoch after which training stopped early.
+    reason : str or None
+        After a fit: a sentence saying why training stopped.
     """
 
     stop_reason = "early_stopping"

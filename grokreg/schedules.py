@@ -4,17 +4,18 @@ Each schedule is a ``grokreg.Callback`` holding the initial rate: it sets the fi
 before the first epoch and, after each epoch, the next one's (``History.history["alpha"]``
 records each epoch's). A number is ``Constant(number)``.
 
-========================  =====================================================  ==========
+========================  =====================================================  ==============
 schedule                  the rate of an epoch                                   MLPClassifier
-========================  =====================================================  ==========
+========================  =====================================================  ==============
 ``Constant(a)``           a                                                      "constant"
-``InverseScaling(a, p)``  a / (t + 1) ** p, t the examples the network has        "invscaling"
+``InverseScaling(a, p)``  a / (t + 1) ** p, t the examples the network has       "invscaling"
                           trained on before the epoch (in all its fits)
 ``StepDecay(a, n, f)``    a * f ** (epochs of this fit // n)
-``ReduceOnPlateau(a)``    divided by ``factor`` when the monitored metric has      "adaptive"
-                          not improved by ``min_delta`` for ``patience`` epochs;
-                          below ``min_rate``, training stops
-========================  =====================================================  ==========
+``MultiStep(a, m, f)``    a * f ** (milestones in m passed by this fit)
+``ReduceOnPlateau(a)``    divided by ``factor`` when the monitored metric has    "adaptive"
+                          not improved by ``min_delta`` for ``patience``
+                          epochs; below ``min_rate``, training stops
+========================  =====================================================  ==============
 """
 import math
 import numbers
