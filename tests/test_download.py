@@ -182,7 +182,9 @@ def test_the_command_line_downloads_and_verifies(server, fake_mnist, tmp_path):
     (tmp_path / "site" / "sitecustomize.py").write_text(
         "from grokreg import download\n"
         f"download.SHA256.update({sha256!r})\ndownload.ORIGINAL_MD5.update({md5!r})\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), GROKREG_DATA="",
+    # the site folder first, and whatever PYTHONPATH already held (a grokreg found there)
+    path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, GROKREG_DATA="",
                **{download.MIRRORS_ENV: f"{server}/missing/,{server}/good/"})
     result = subprocess.run([sys.executable, "-P", "-m", "grokreg", "data", "download",
                              "--data-dir", str(tmp_path / "cache")], capture_output=True,

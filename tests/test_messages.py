@@ -106,6 +106,7 @@ def test_whole_number_float_labels_are_labels():
         a.fit(x, np.array([0.5, 1.0, 2.0, 2.0, 1.0, 0.0]))
 
 
+@pytest.mark.warning_location
 def test_unscaled_float_pixels_are_warned_about(mnist):
     (x_train, y_train), _ = mnist
     raw = x_train[:50].reshape(50, -1).astype(np.float64)

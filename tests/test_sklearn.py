@@ -219,6 +219,7 @@ def test_labels_of_any_kind_and_probabilities(digits):
     assert np.allclose(probabilities, expected / expected.sum(axis=1, keepdims=True), rtol=1e-12)
 
 
+@pytest.mark.warning_location
 def test_raw_tabular_features_warn_and_scaled_ones_do_not():
     """Raw breast_cancer (features up to 4,254): a RuntimeWarning before training, and the
     collapse that follows as a ConvergenceWarning, each saying what to do."""
