@@ -78,6 +78,12 @@ def _as_array(value, name):
     return array
 
 
+# What each uint8 pixel value stands for: pixel / 255 computed as NumPy does in the target
+# precision (float64: the book's x / 255; float32: no float64 detour).
+PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtype=t)
+                for t in (np.float32, np.float64)}
+
+
 def as_inputs(x, n_inputs, dtype, name="x"):
     """Images as a C-contiguous (N, n_inputs) array: of dtype, or uint8 pixels kept as such.
 

@@ -212,11 +212,17 @@ def _plot_directory(path):
         raise CommandLineError("--plot", str(exc)) from None
 
 
-def _reproduce_all(args, progress):
-    fixed = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
+def _flags_given(args, **defaults):
+    """The flags of an experiment's own settings that were given: --book, --hidden, --alpha,
+    --epochs, then those of defaults whose value differs from its default."""
+    given = [name for name in ("book", "hidden", "alpha", "epochs")
              if getattr(args, name) not in (None, False)]
-    if args.dtype != "float64":
-        fixed.append("--dtype")
+    given += [name for name, default in defaults.items() if getattr(args, name) != default]
+    return [f"--{name.replace('_', '-')}" for name in given]
+
+
+def _reproduce_all(args, progress):
+    fixed = _flags_given(args, dtype="float64")
     if fixed:
         raise CommandLineError(fixed[0], f"'reproduce all' runs the book's settings in both "
                                f"modes; drop {' and '.join(fixed)}")
@@ -276,11 +282,7 @@ def _reproduce(args, progress):
 
 
 def _distortions(args, progress):
-    fixed = [f"--{name.replace('_', '-')}" for name in ("book", "hidden", "alpha", "epochs")
-             if getattr(args, name) not in (None, False)]
-    fixed += [flag for flag, changed in (("--n-train", args.n_train != 1000),
-                                         ("--n-test", args.n_test != 10000),
-                                         ("--dtype", args.dtype != "float64")) if changed]
+    fixed = _flags_given(args, n_train=1000, n_test=10000, dtype="float64")
     if fixed:
         raise CommandLineError(fixed[0], f"'reproduce distortions' runs Simard et al.'s "
                                f"network with its own settings; drop {' and '.join(fixed)}")

@@ -54,6 +54,14 @@ def image_shape(x_shape, shape=None, name="x"):
                      f"{tuple(x_shape)}")
 
 
+def pixel_values(x, dtype):
+    """What the distortion kernel reads for x's uint8 pixels (float64 copies of the values a
+    network of dtype gives them), or None for floating-point images, used as they are."""
+    if x.dtype != np.uint8:
+        return None
+    return _validation.PIXEL_VALUES[np.dtype(dtype)].astype(np.float64)
+
+
 def gaussian_matrix(sigma, size):
     """The (size, size) matrix of a Gaussian filter of standard deviation sigma along one
     axis, zero beyond the edges, and its radius: scipy.ndimage.gaussian_filter1d's weights
@@ -118,7 +126,6 @@ class Distortion:
         seed: an int, a numpy Generator or None (fresh numbers); the same seed gives the
         same images, whatever n_threads.
         """
-        from .network import PIXEL_VALUES
 
         dtype = _validation.check_dtype(dtype)
         array = np.asarray(images)
@@ -138,7 +145,7 @@ class Distortion:
         key = int(generator.integers(0, 2**64, dtype=np.uint64))
         out = np.empty((len(flat), height * width), dtype=dtype)
         n_threads = _validation.check_int(n_threads, "n_threads", minimum=1)
-        values = PIXEL_VALUES[dtype].astype(np.float64) if flat.dtype == np.uint8 else None
+        values = pixel_values(flat, dtype)
         self.distort_into(flat, out, key, height, width, n_threads, values)
         return out.reshape(array.shape)
 

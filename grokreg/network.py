@@ -14,7 +14,7 @@ except ImportError as exc:  # typically: the source tree, not the installed pack
         "(pip install --no-build-isolation -e . or python setup.py build_ext --inplace)."
     ) from exc
 from . import _serialization, training
-from ._validation import (argument_error, as_inputs, as_labels, as_sample_weight,
+from ._validation import (PIXEL_VALUES, argument_error, as_inputs, as_labels, as_sample_weight,
                           check_dtype, check_int, check_real, check_values)
 
 __all__ = ["Network", "usable_cpus"]
@@ -78,12 +78,6 @@ def usable_cpus():
     except ValueError:
         limit = cpus
     return max(1, min(cpus, limit))
-
-
-# What each uint8 pixel value stands for: pixel / 255 computed as NumPy does in the target
-# precision (float64: the book's x / 255; float32: no float64 detour).
-PIXEL_VALUES = {np.dtype(t): np.divide(np.arange(256, dtype=np.uint8), 255, dtype=t)
-                for t in (np.float32, np.float64)}
 
 
 def dataset(x, y, dtype, literal=False, n_threads=1, name="x", sample_weight=None,

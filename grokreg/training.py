@@ -14,7 +14,7 @@ import numpy as np
 from ._validation import (argument_error, as_dataset, as_inputs, as_labels, as_sample_weight,
                           check_int, check_real, warn_user)
 from .callbacks import Callback, FunctionCallback, ProgressCallback
-from .distortions import Distortion, image_shape
+from .distortions import Distortion, image_shape, pixel_values
 from .history import History
 from .regularization import EarlyStopping
 from .schedules import Constant, as_schedule
@@ -233,15 +233,12 @@ def run(net, plan):
     if plan.augment is not None:
         # every epoch's distorted images go into this one array (the data set's size, made
         # once a fit), and train as a data set of their own
-        from .network import PIXEL_VALUES
-
         distorted = kernels.aligned_empty(x.shape, net.dtype)
-        pixel_values = PIXEL_VALUES[net.dtype].astype(np.float64) if x.dtype == np.uint8 \
-            else None
+        values = pixel_values(x, net.dtype)
 
         def distorted_epoch():
             plan.augment.distort_into(x, distorted, int(net._bit_generator.random_raw()),
-                                      *plan.image_shape, net.n_threads, pixel_values)
+                                      *plan.image_shape, net.n_threads, values)
             return net._dataset(distorted, y, sample_weight=plan.sample_weight)
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.

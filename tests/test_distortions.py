@@ -10,7 +10,7 @@ import pytest
 import grokreg
 from grokreg import Affine, Elastic, Network
 from grokreg._dispatch import kernels as _kernels
-from grokreg.network import PIXEL_VALUES
+from grokreg._validation import PIXEL_VALUES
 
 DISTORTIONS = {
     "elastic": Elastic(),
