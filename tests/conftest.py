@@ -103,3 +103,11 @@ def dask_client(dask_cluster):
     distributed = pytest.importorskip("distributed")
     with distributed.Client(dask_cluster) as client:
         yield client
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the session's Dask cluster are marked dask, as the test that starts a
+    cluster of its own is."""
+    for item in items:
+        if "dask_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dask)

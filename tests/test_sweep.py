@@ -66,6 +66,7 @@ def test_a_dask_cluster_gives_the_same_numbers(local, dask_client):
     assert all(row["where"].startswith("tcp://127.0.0.1") for row in remote)
 
 
+@pytest.mark.dask
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on Windows")
 def test_a_sweep_survives_a_killed_worker(local):
     distributed = pytest.importorskip("distributed")
