@@ -182,24 +182,27 @@ class Ensemble:
             raise
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ValueError(f"{path}: not a grokreg ensemble file ({exc})") from exc
+        def refused(why):
+            return ValueError(f"{path}: not a grokreg ensemble file ({why})")
+
         with archive:
             try:
                 if archive.getinfo("ensemble.json").file_size > 4096:
-                    raise ValueError("its ensemble.json is too large")
+                    raise refused("its ensemble.json is too large")
                 header = json.loads(archive.read("ensemble.json"))
                 if not isinstance(header, dict):
-                    raise ValueError("its ensemble.json is not an object")
+                    raise refused("its ensemble.json is not an object")
                 count = header["n_networks"]
                 if (header.get("format") != FORMAT or header.get("format_version")
                         != FORMAT_VERSION or not isinstance(count, int) or count < 1):
-                    raise ValueError("unknown format")
+                    raise refused("unknown format")
                 names = [f"network-{index:04d}.npz" for index in range(count)]
                 if sorted(archive.namelist()) != sorted(["ensemble.json", *names]):
-                    raise ValueError("its members are not those its header lists")
+                    raise refused("its members are not those its header lists")
                 networks = []
                 for name in names:
                     if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
-                        raise ValueError(f"{name} is larger than any network it may hold")
+                        raise refused(f"{name} is larger than any network it may hold")
                     net = _serialization.load(Network, io.BytesIO(archive.read(name)),
                                               name=f"{path}: {name}")
                     net.n_threads = 1  # the ensemble's threads are its networks

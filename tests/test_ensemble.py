@@ -1,6 +1,7 @@
 """Pickling networks, and ensembles: section 8.8's claim as a feature."""
 import copy
 import io
+import json
 import pickle
 import zipfile
 
@@ -135,6 +136,74 @@ def test_load_refuses_what_is_not_an_ensemble(small, tmp_path):
     (tmp_path / "bad.zip").write_bytes(damaged.getvalue())
     with pytest.raises(ValueError, match="network-0000.npz"):
         Ensemble.load(tmp_path / "bad.zip")
+
+
+def _rewritten(good, path, header=None, extra=None, drop=None):
+    """A copy of the ensemble file good with its header replaced (bytes), a member added or
+    one left out."""
+    with zipfile.ZipFile(good) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if header is not None:
+        members["ensemble.json"] = header
+    if extra is not None:
+        members[extra] = members["network-0000.npz"]
+    if drop is not None:
+        del members[drop]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+HEADER = {"format": "grokreg-ensemble", "format_version": 1, "n_networks": 2}
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(header=json.dumps(HEADER).ljust(4097).encode()), "its ensemble.json is too large"),
+    (dict(header=b"[2]"), "its ensemble.json is not an object"),
+    (dict(header=json.dumps({**HEADER, "n_networks": 0}).encode()), "unknown format"),
+    (dict(header=json.dumps({**HEADER, "n_networks": "2"}).encode()), "unknown format"),
+    (dict(header=json.dumps({**HEADER, "format": "grokreg-network"}).encode()),
+     "unknown format"),
+    (dict(header=json.dumps({**HEADER, "format_version": 2}).encode()), "unknown format"),
+    (dict(header=json.dumps({**HEADER, "n_networks": 1}).encode()),
+     "its members are not those its header lists"),
+    (dict(extra="network-0002.npz"), "its members are not those its header lists"),
+    (dict(drop="network-0001.npz"), "its members are not those its header lists"),
+    (dict(header=b'{"format": "grokreg-ensemble"}'),
+     "damaged or not a grokreg ensemble file ('n_networks')"),
+])
+def test_load_refuses_a_tampered_ensemble(tmp_path, change, message):
+    good = Ensemble(2, 4, seed=0).save(tmp_path / "good.zip")
+    bad = _rewritten(good, tmp_path / "bad.zip", **change)
+    with pytest.raises(ValueError) as refused:
+        Ensemble.load(bad)
+    assert str(refused.value).startswith(f"{bad}: ") and message in str(refused.value)
+
+
+def test_load_takes_a_header_of_4096_bytes_and_an_ensemble_of_one(small, tmp_path):
+    x, y, x_test, _ = small
+    one = Ensemble(1, 4, seed=3)
+    one.fit(x, y, epochs=1)
+    path = _rewritten(one.save(tmp_path / "one.zip"), tmp_path / "padded.zip",
+                      header=json.dumps({**HEADER, "n_networks": 1}).ljust(4096).encode())
+    loaded = Ensemble.load(path)
+    assert len(loaded) == 1
+    assert np.array_equal(loaded.decision_function(x_test), one.decision_function(x_test))
+
+
+def test_load_refuses_networks_that_differ(tmp_path):
+    first = Ensemble(2, 4, seed=0).save(tmp_path / "a.zip")
+    other = Ensemble(2, 4, seed=0, dtype="float32").save(tmp_path / "b.zip")
+    with zipfile.ZipFile(first) as a, zipfile.ZipFile(other) as b:
+        members = {"ensemble.json": a.read("ensemble.json"),
+                   "network-0000.npz": a.read("network-0000.npz"),
+                   "network-0001.npz": b.read("network-0001.npz")}
+    with zipfile.ZipFile(tmp_path / "mixed.zip", "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ValueError, match="its networks differ in inputs, outputs, dtype or loss"):
+        Ensemble.load(tmp_path / "mixed.zip")
 
 
 @pytest.mark.parametrize("options, error, message", [

@@ -130,6 +130,39 @@ def test_a_row_cut_within_its_last_column_is_not_read_back(tmp_path):
     assert sorted(numbers(sweep.read_rows(out))) == sorted(numbers(rows))
 
 
+def test_resuming_a_complete_sweep_keeps_every_row(tmp_path):
+    out = tmp_path / "sweep.csv"
+    rows = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, **DATA)
+    again = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, resume=True, **DATA)
+    assert numbers(again) == numbers(rows)
+    assert sorted(numbers(sweep.read_rows(out))) == sorted(numbers(rows))
+
+
+def test_book_mode_rows_read_back_as_written(tmp_path):
+    out = tmp_path / "sweep.csv"
+    rows = sweep.run_sweep({"hidden": [4]}, seeds=1, book=True, out=out, **DATA)
+    read = sweep.read_rows(out)
+    assert [row["book"] for row in read] == [True] and numbers(read) == numbers(rows)
+
+
+def test_a_file_of_other_columns_is_refused(tmp_path):
+    out = tmp_path / "other.csv"
+    out.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError) as refused:
+        sweep.read_rows(out)
+    assert str(refused.value) == (f"out {out} is not a grokreg sweep file (its columns are "
+                                  f"['a', 'b'])")
+    assert refused.value.argument == "out"
+
+
+def test_a_damaged_json_line_loses_only_itself(tmp_path):
+    out = tmp_path / "sweep.jsonl"
+    rows = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, **DATA)
+    first, second = out.read_text().splitlines()
+    out.write_text(f"{first}\n{{not json\n{second}\n")
+    assert sorted(numbers(sweep.read_rows(out))) == sorted(numbers(rows))
+
+
 def test_json_lines_output(tmp_path):
     out = tmp_path / "sweep.jsonl"
     rows = sweep.run_sweep({"hidden": [4]}, seeds=2, out=out, **DATA)
