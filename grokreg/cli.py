@@ -212,20 +212,21 @@ def _plot_directory(path):
         raise CommandLineError("--plot", str(exc)) from None
 
 
-def _flags_given(args, **defaults):
-    """The flags of an experiment's own settings that were given: --book, --hidden, --alpha,
-    --epochs, then those of defaults whose value differs from its default."""
+def _refuse_fixed_settings(args, runs, **defaults):
+    """Refuse the flags of the settings an experiment fixes itself that were given: --book,
+    --hidden, --alpha, --epochs, then those of defaults whose value differs from its default;
+    runs says what the experiment runs instead."""
     given = [name for name in ("book", "hidden", "alpha", "epochs")
              if getattr(args, name) not in (None, False)]
     given += [name for name, default in defaults.items() if getattr(args, name) != default]
-    return [f"--{name.replace('_', '-')}" for name in given]
+    flags = [f"--{name.replace('_', '-')}" for name in given]
+    if flags:
+        raise CommandLineError(flags[0], f"{runs}; drop {' and '.join(flags)}")
 
 
 def _reproduce_all(args, progress):
-    fixed = _flags_given(args, dtype="float64")
-    if fixed:
-        raise CommandLineError(fixed[0], f"'reproduce all' runs the book's settings in both "
-                               f"modes; drop {' and '.join(fixed)}")
+    _refuse_fixed_settings(args, "'reproduce all' runs the book's settings in both modes",
+                           dtype="float64")
     if args.plot:
         _plot_directory(args.plot)
     runs = compare(seed=args.seed, n_train=args.n_train, n_test=args.n_test,
@@ -282,10 +283,8 @@ def _reproduce(args, progress):
 
 
 def _distortions(args, progress):
-    fixed = _flags_given(args, n_train=1000, n_test=10000, dtype="float64")
-    if fixed:
-        raise CommandLineError(fixed[0], f"'reproduce distortions' runs Simard et al.'s "
-                               f"network with its own settings; drop {' and '.join(fixed)}")
+    _refuse_fixed_settings(args, "'reproduce distortions' runs Simard et al.'s network with "
+                           "its own settings", n_train=1000, n_test=10000, dtype="float64")
     if args.plot:
         _plot_directory(args.plot)
     result = reproduce_distortions(data_dir=args.data_dir, quick=args.quick, seed=args.seed,
