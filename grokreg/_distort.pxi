@@ -23,14 +23,14 @@ cdef struct Warp:
     # affine: the largest rotation (radians), relative scaling, shear and shift (pixels)
     bint affine
     double rotation, scale, shear, translation
-    # elastic: the field's scale (pixels) and its smoothing, a banded (height, height) and a
-    # (width, width) matrix of the Gaussian's weights with its reach in rows (radius)
+    # elastic: the field's scale (pixels) and its smoothing: a banded (height, height) matrix
+    # of the Gaussian's weights with its reach in rows (radius), and the (width, width) one
+    # transposed, its rows padded with zeros to the fields' stride
     bint elastic
     double alpha
     const double *smooth_rows
     const double *smooth_columns
-    # the fields' rows: the width (transposed: the height) rounded up to 8; and the reach of
-    # the Gaussian in pixels
+    # the fields' rows: the width rounded up to 8 (whole vectors); the Gaussian's reach
     Py_ssize_t stride, radius
 
 
@@ -48,91 +48,154 @@ cdef inline uint64_t image_draw(uint64_t key, Py_ssize_t image, Py_ssize_t n_pix
 
 cdef extern from *:
     """
-    /* Both components of an elastic field smoothed at once, in place: field = G_rows . field
-       . G_columns^T for each (G_columns symmetric), as row operations over whole rows of
-       `stride` numbers (a multiple of 8, zero beyond the width: no remainder loops), which
-       vectorise (restrict: the compiler may keep rows in registers). The zeros outside each
-       matrix's band add nothing: the same sums as the banded filter's. */
+    #include <math.h>
     #include <stddef.h>
-    /* One pass, out = g . in (g: rows x rows, banded within radius; in, out: rows x
-       stride) for both fields, each output row summed in local arrays of STRIDE numbers:
-       with STRIDE a constant the compiler keeps them in vector registers. */
-    #define GROKREG_SMOOTH_PASS(NAME, STRIDE)                                                \
+    /* The row pass of an elastic field's smoothing, out = g . in for both components (g:
+       rows x rows, banded within radius; in, out: rows of `stride` numbers, the first
+       `width` of them the field's): each output row is summed in local arrays of WIDTH
+       numbers, which the compiler keeps in vector registers when WIDTH is a constant. */
+    #define GROKREG_SMOOTH_ROWS(NAME, WIDTH)                                                 \
     static void NAME(const double *restrict g, const double *restrict in_x,                  \
                      const double *restrict in_y, double *restrict out_x,                    \
-                     double *restrict out_y, ptrdiff_t rows, ptrdiff_t stride,               \
-                     ptrdiff_t radius) {                                                      \
+                     double *restrict out_y, ptrdiff_t rows, ptrdiff_t width,                \
+                     ptrdiff_t stride, ptrdiff_t radius) {                                    \
         for (ptrdiff_t r = 0; r < rows; r++) {                                               \
-            double sum_x[STRIDE], sum_y[STRIDE];                                             \
-            for (ptrdiff_t c = 0; c < STRIDE; c++) { sum_x[c] = 0; sum_y[c] = 0; }          \
+            double sum_x[WIDTH], sum_y[WIDTH];                                               \
+            for (ptrdiff_t c = 0; c < WIDTH; c++) { sum_x[c] = 0; sum_y[c] = 0; }           \
             ptrdiff_t first = r > radius ? r - radius : 0;                                   \
             ptrdiff_t last = r + radius < rows ? r + radius : rows - 1;                      \
             for (ptrdiff_t k = first; k <= last; k++) {                                      \
                 double weight = g[r * rows + k];                                             \
-                for (ptrdiff_t c = 0; c < STRIDE; c++) {                                     \
+                for (ptrdiff_t c = 0; c < WIDTH; c++) {                                      \
                     sum_x[c] += weight * in_x[k * stride + c];                               \
                     sum_y[c] += weight * in_y[k * stride + c];                               \
                 }                                                                             \
             }                                                                                 \
-            for (ptrdiff_t c = 0; c < STRIDE; c++) {                                         \
+            for (ptrdiff_t c = 0; c < WIDTH; c++) {                                          \
                 out_x[r * stride + c] = sum_x[c];                                            \
                 out_y[r * stride + c] = sum_y[c];                                            \
             }                                                                                 \
         }                                                                                     \
     }
-    GROKREG_SMOOTH_PASS(grokreg_smooth_pass_32, 32)
-    GROKREG_SMOOTH_PASS(grokreg_smooth_pass_any, stride)
 
-    /* The transpose of a (rows x stride) field into (stride x rows_stride), zeros beyond. */
-    static void grokreg_transpose_fields(const double *restrict in_x,
-                                         const double *restrict in_y, double *restrict out_x,
-                                         double *restrict out_y, ptrdiff_t rows,
-                                         ptrdiff_t columns, ptrdiff_t stride,
-                                         ptrdiff_t out_stride) {
-        for (ptrdiff_t c = 0; c < columns; c++) {
-            for (ptrdiff_t r = 0; r < out_stride; r++) {
-                out_x[c * out_stride + r] = r < rows ? in_x[r * stride + c] : 0;
-                out_y[c * out_stride + r] = r < rows ? in_y[r * stride + c] : 0;
-            }
-        }
+    /* The column pass, out = in . g^T for both components (g: width x width, given here
+       transposed as g_t, its rows `stride` numbers apart): each output row r is the sum
+       over k of in[r, k] times g_t's row k, WIDTH columns at a time, without transposing
+       the field. Its terms outside the Gaussian's band are products with zero weights,
+       which leave every sum as it was (a sum starts at +0, and +0 + -0 is +0): the banded
+       filter's sums, in the same order. */
+    #define GROKREG_SMOOTH_COLUMNS(NAME, WIDTH)                                              \
+    static void NAME(const double *restrict g_t, const double *restrict in_x,                \
+                     const double *restrict in_y, double *restrict out_x,                    \
+                     double *restrict out_y, ptrdiff_t rows, ptrdiff_t width,                \
+                     ptrdiff_t stride) {                                                      \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                               \
+            double sum_x[WIDTH], sum_y[WIDTH];                                               \
+            for (ptrdiff_t c = 0; c < WIDTH; c++) { sum_x[c] = 0; sum_y[c] = 0; }           \
+            for (ptrdiff_t k = 0; k < WIDTH; k++) {                                          \
+                double value_x = in_x[r * stride + k], value_y = in_y[r * stride + k];       \
+                for (ptrdiff_t c = 0; c < WIDTH; c++) {                                      \
+                    sum_x[c] += g_t[k * stride + c] * value_x;                               \
+                    sum_y[c] += g_t[k * stride + c] * value_y;                               \
+                }                                                                             \
+            }                                                                                 \
+            for (ptrdiff_t c = 0; c < WIDTH; c++) {                                          \
+                out_x[r * stride + c] = sum_x[c];                                            \
+                out_y[r * stride + c] = sum_y[c];                                            \
+            }                                                                                 \
+        }                                                                                     \
     }
+    /* MNIST's width as a constant, and any width */
+    GROKREG_SMOOTH_ROWS(grokreg_smooth_rows_28, 28)
+    GROKREG_SMOOTH_ROWS(grokreg_smooth_rows_any, width)
+    GROKREG_SMOOTH_COLUMNS(grokreg_smooth_columns_28, 28)
+    GROKREG_SMOOTH_COLUMNS(grokreg_smooth_columns_any, width)
 
-    /* Both components of an elastic field smoothed in place: field = G_rows . field .
-       G_columns^T for each, as two passes along rows: the second on the transposed field
-       (both matrices symmetric). Fields are rows of `stride` numbers, a multiple of 8 and
-       zero beyond the width (and height, transposed): whole vectors, no remainder loops.
-       The zeros outside each matrix's band add nothing: the banded filter's sums. */
+    /* Both components of an elastic field smoothed, field = G_rows . field . G_columns^T,
+       the row pass into `through` and the column pass back into `field`. */
     static void grokreg_smooth_fields(const double *restrict g_rows,
-                                      const double *restrict g_columns,
+                                      const double *restrict g_columns_t,
                                       double *restrict field_x, double *restrict field_y,
                                       double *restrict through_x, double *restrict through_y,
                                       ptrdiff_t height, ptrdiff_t width, ptrdiff_t stride,
                                       ptrdiff_t radius) {
-        ptrdiff_t height_stride = (height + 7) / 8 * 8;
-        if (stride == 32) {
-            grokreg_smooth_pass_32(g_rows, field_x, field_y, through_x, through_y, height,
-                                   stride, radius);
+        if (width == 28) {
+            grokreg_smooth_rows_28(g_rows, field_x, field_y, through_x, through_y, height,
+                                   width, stride, radius);
+            grokreg_smooth_columns_28(g_columns_t, through_x, through_y, field_x, field_y,
+                                      height, width, stride);
         } else {
-            grokreg_smooth_pass_any(g_rows, field_x, field_y, through_x, through_y, height,
-                                    stride, radius);
+            grokreg_smooth_rows_any(g_rows, field_x, field_y, through_x, through_y, height,
+                                    width, stride, radius);
+            grokreg_smooth_columns_any(g_columns_t, through_x, through_y, field_x, field_y,
+                                       height, width, stride);
         }
-        grokreg_transpose_fields(through_x, through_y, field_x, field_y, height, width,
-                                 stride, height_stride);
-        if (height_stride == 32) {
-            grokreg_smooth_pass_32(g_columns, field_x, field_y, through_x, through_y, width,
-                                   height_stride, radius);
-        } else {
-            grokreg_smooth_pass_any(g_columns, field_x, field_y, through_x, through_y, width,
-                                    height_stride, radius);
-        }
-        grokreg_transpose_fields(through_x, through_y, field_x, field_y, width, height,
-                                 height_stride, stride);
     }
+
+    /* Bilinear sampling of the image `padded` (a border of zeros: rows -1 to height + 1 and
+       columns -1 to width + 1 at (row + 1) * (width + 3) + column + 1) at each pixel's source,
+       the affine map m (m00, m01, m10, m11, shift x, shift y) of its offset from the image's
+       centre plus alpha times the elastic field there (field_x NULL: none). A row's pixels
+       are independent: the loop over them vectorises, gathers included (one loop with the
+       field and one without: a load under a condition would not). */
+    #define GROKREG_SAMPLE_ROW(T, FIELD_TERM_X, FIELD_TERM_Y)                                \
+        for (int c = 0; c < (int) width; c++) {                                              \
+            double x = (double) c - centre_c;                                                \
+            double source_x = centre_c + m00 * x + m01 * y + shift_x FIELD_TERM_X;          \
+            double source_y = centre_r + m10 * x + m11 * y + shift_y FIELD_TERM_Y;          \
+            /* beyond the border every neighbour is zero: the clamped point reads it */      \
+            source_x = source_x < -1.0 ? -1.0 : source_x;                                    \
+            source_x = source_x > right ? right : source_x;                                  \
+            source_y = source_y < -1.0 ? -1.0 : source_y;                                    \
+            source_y = source_y > bottom ? bottom : source_y;                                \
+            /* floor as truncation, one less below zero: vectorises where floor() does    \
+               not, and is exact */                                                          \
+            int column = (int) source_x, row = (int) source_y;                               \
+            column -= source_x < (double) column;                                            \
+            row -= source_y < (double) row;                                                  \
+            double fx = source_x - (double) column, fy = source_y - (double) row;            \
+            int at = (row + 1) * stride + column + 1;                                        \
+            out[r * width + c] = (T) ((1 - fy) * ((1 - fx) * padded[at]                      \
+                                                  + fx * padded[at + 1])                     \
+                                      + fy * ((1 - fx) * padded[at + stride]                 \
+                                              + fx * padded[at + stride + 1]));              \
+        }
+    #define GROKREG_SAMPLE(NAME, T)                                                          \
+    static void NAME(const double *restrict padded, ptrdiff_t height, ptrdiff_t width,      \
+                     const double *restrict m, double alpha,                                 \
+                     const double *restrict field_x, const double *restrict field_y,         \
+                     ptrdiff_t field_stride, T *restrict out) {                              \
+        const int stride = (int) width + 3;                                                  \
+        const double centre_r = (height - 1) * 0.5, centre_c = (width - 1) * 0.5;           \
+        const double m00 = m[0], m01 = m[1], m10 = m[2], m11 = m[3];                        \
+        const double shift_x = m[4], shift_y = m[5];                                         \
+        const double right = (double) width, bottom = (double) height;                      \
+        for (ptrdiff_t r = 0; r < height; r++) {                                             \
+            const double y = (double) r - centre_r;                                          \
+            const double *restrict row_x = field_x ? field_x + r * field_stride : NULL;     \
+            const double *restrict row_y = field_y + r * field_stride;                      \
+            if (row_x) {                                                                     \
+                GROKREG_SAMPLE_ROW(T, + alpha * row_x[c], + alpha * row_y[c])               \
+            } else {                                                                         \
+                GROKREG_SAMPLE_ROW(T, , )                                                    \
+            }                                                                                 \
+        }                                                                                     \
+    }
+    GROKREG_SAMPLE(grokreg_sample_f32, float)
+    GROKREG_SAMPLE(grokreg_sample_f64, double)
     """
     void smooth_fields "grokreg_smooth_fields"(
-        const double *g_rows, const double *g_columns, double *field_x, double *field_y,
-        double *through_x, double *through_y, Py_ssize_t height, Py_ssize_t width,
-        Py_ssize_t stride, Py_ssize_t radius) noexcept nogil
+        const double *g_rows, const double *g_columns_t, double *field_x,
+        double *field_y, double *through_x, double *through_y, Py_ssize_t height,
+        Py_ssize_t width, Py_ssize_t stride, Py_ssize_t radius) noexcept nogil
+    void sample_f32 "grokreg_sample_f32"(
+        const double *padded, Py_ssize_t height, Py_ssize_t width, const double *m,
+        double alpha, const double *field_x, const double *field_y, Py_ssize_t field_stride,
+        float *out) noexcept nogil
+    void sample_f64 "grokreg_sample_f64"(
+        const double *padded, Py_ssize_t height, Py_ssize_t width, const double *m,
+        double alpha, const double *field_x, const double *field_y, Py_ssize_t field_stride,
+        double *out) noexcept nogil
 
 
 cdef void distort_one(const Warp *warp, const pixels *image, const double *values,
@@ -142,20 +205,20 @@ cdef void distort_one(const Warp *warp, const pixels *image, const double *value
     interpolation of the image at its source, zero outside the image; the source is the
     affine map of the pixel about the image's centre, plus the elastic field there."""
     cdef Py_ssize_t height = warp.height, width = warp.width, n = height * width
-    cdef Py_ssize_t field_stride = warp.stride
-    cdef Py_ssize_t size = max(height, width) * max(field_stride, (height + 7) // 8 * 8)
-    cdef Py_ssize_t r, c, p, f, r0, c0, stride = width + 3
+    cdef Py_ssize_t field_stride = warp.stride, size = height * field_stride
+    cdef Py_ssize_t r, c, p, stride = width + 3
     cdef double *field_x = scratch
     cdef double *field_y = scratch + size
     # the image with a border of zeros: rows -1 to height + 1, columns -1 to width + 1, so
     # that interpolation reads zeros outside the image without a test
     cdef double *padded = scratch + 4 * size
-    cdef double *at
     cdef uint64_t bits
     cdef double u[6]
-    cdef double centre_r = (height - 1) * 0.5, centre_c = (width - 1) * 0.5
-    cdef double m00 = 1, m01 = 0, m10 = 0, m11 = 1, shift_x = 0, shift_y = 0
-    cdef double cosine, sine, x, y, source_x, source_y, fx, fy
+    # M = rotation . shear . scaling, mapping a pixel's offset from the centre to its
+    # source's: x (columns) first, as image coordinates are written; then the shift
+    cdef double m[6]
+    cdef double cosine, sine
+    m[0], m[1], m[2], m[3], m[4], m[5] = 1, 0, 0, 1, 0, 0
     for c in range(stride):
         padded[c] = 0
         padded[(height + 1) * stride + c] = 0
@@ -174,51 +237,29 @@ cdef void distort_one(const Warp *warp, const pixels *image, const double *value
             bits = image_draw(key, index, n, p)
             u[2 * p] = uniform32(<uint32_t> bits)
             u[2 * p + 1] = uniform32(<uint32_t> (bits >> 32))
-        # M = rotation . shear . scaling, mapping a pixel's offset from the centre to its
-        # source's: x (columns) first, as image coordinates are written
         cosine = cos(warp.rotation * u[0])
         sine = sin(warp.rotation * u[0])
-        m00 = cosine * (1 + warp.scale * u[1])
-        m01 = (cosine * warp.shear * u[3] - sine) * (1 + warp.scale * u[2])
-        m10 = sine * (1 + warp.scale * u[1])
-        m11 = (sine * warp.shear * u[3] + cosine) * (1 + warp.scale * u[2])
-        shift_x = warp.translation * u[4]
-        shift_y = warp.translation * u[5]
+        m[0] = cosine * (1 + warp.scale * u[1])
+        m[1] = (cosine * warp.shear * u[3] - sine) * (1 + warp.scale * u[2])
+        m[2] = sine * (1 + warp.scale * u[1])
+        m[3] = (sine * warp.shear * u[3] + cosine) * (1 + warp.scale * u[2])
+        m[4] = warp.translation * u[4]
+        m[5] = warp.translation * u[5]
     if warp.elastic:
         for r in range(height):
             for c in range(width):
                 bits = image_draw(key, index, n, DRAWS_BEFORE_FIELD + r * width + c)
                 field_x[r * field_stride + c] = uniform32(<uint32_t> bits)
                 field_y[r * field_stride + c] = uniform32(<uint32_t> (bits >> 32))
-            for c in range(width, field_stride):
-                field_x[r * field_stride + c] = 0
-                field_y[r * field_stride + c] = 0
         smooth_fields(warp.smooth_rows, warp.smooth_columns, field_x, field_y,
                       scratch + 2 * size, scratch + 3 * size, height, width, field_stride,
                       warp.radius)
-    for r in range(height):
-        for c in range(width):
-            p = r * width + c
-            x = c - centre_c
-            y = r - centre_r
-            source_x = centre_c + m00 * x + m01 * y + shift_x
-            source_y = centre_r + m10 * x + m11 * y + shift_y
-            if warp.elastic:
-                f = r * field_stride + c
-                source_x = source_x + warp.alpha * field_x[f]
-                source_y = source_y + warp.alpha * field_y[f]
-            # beyond the border every neighbour is zero: the clamped point reads the border
-            source_x = -1.0 if source_x < -1.0 else source_x
-            source_x = <double> width if source_x > width else source_x
-            source_y = -1.0 if source_y < -1.0 else source_y
-            source_y = <double> height if source_y > height else source_y
-            c0 = <Py_ssize_t> floor(source_x)
-            r0 = <Py_ssize_t> floor(source_y)
-            fx = source_x - c0
-            fy = source_y - r0
-            at = padded + (r0 + 1) * stride + c0 + 1
-            out[p] = <floating> ((1 - fy) * ((1 - fx) * at[0] + fx * at[1])
-                                 + fy * ((1 - fx) * at[stride] + fx * at[stride + 1]))
+    if floating is float:
+        sample_f32(padded, height, width, m, warp.alpha, field_x if warp.elastic else NULL,
+                   field_y, field_stride, out)
+    else:
+        sample_f64(padded, height, width, m, warp.alpha, field_x if warp.elastic else NULL,
+                   field_y, field_stride, out)
 
 
 def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint64_t key, *,
@@ -241,6 +282,8 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
         raise ValueError(f"out must have x's {n} rows, got {out.shape[0]}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if (height + 3) * (width + 3) > INT32_MAX:  # the sampling's indices are int
+        raise ValueError(f"images of {height} x {width} pixels are too large to distort")
     cdef double[::1] table = np.zeros(256)
     if pixels is uint8_t:
         if values is None or len(values) != 256:
@@ -261,17 +304,18 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
                 or np.shape(smooth_columns) != (width, width)):
             raise ValueError(f"smooth_rows and smooth_columns must be ({height}, {height}) "
                              f"and ({width}, {width})")
-        columns_matrix = np.ascontiguousarray(smooth_columns, dtype=np.float64)
+        padded_columns = np.zeros((width, warp.stride))
+        padded_columns[:, :width] = np.transpose(smooth_columns)
+        columns_matrix = padded_columns
         if radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
     warp.smooth_rows = &rows_matrix[0, 0]
     warp.smooth_columns = &columns_matrix[0, 0]
     cdef Py_ssize_t offset = first_index
-    # per thread: two fields and their two copies in passing, each of max(height, width) rows
-    # of max(stride, height rounded up) numbers; and the padded image
-    cdef Py_ssize_t field_size = max(height, width) * max(warp.stride, (height + 7) // 8 * 8)
+    # per thread: two fields and their two copies in passing, each of height rows of stride
+    # numbers; and the padded image
     cdef double[:, ::1] scratch = np.empty(
-        (n_threads, 4 * field_size + (height + 3) * (width + 3)))
+        (n_threads, 4 * height * warp.stride + (height + 3) * (width + 3)))
     cdef int thread
     if n == 0:
         return

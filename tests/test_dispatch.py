@@ -108,3 +108,24 @@ def test_the_wider_builds_compute_the_same_bits(dtype, n_hidden, batch_size, kee
     for name in WIDER:
         assert train_and_evaluate(BUILDS[name], dtype, n_hidden, batch_size, keep, book,
                                   layout) == expected, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("height, width", [(28, 28), (19, 21)])  # MNIST's own loops, any
+def test_the_wider_builds_distort_to_the_same_bits(dtype, height, width):
+    from grokreg.distortions import Affine, Elastic
+
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (40, height * width), dtype=np.uint8)
+    values = np.divide(np.arange(256), 255)
+    options = (Affine(rotation=20, scale=0.2, shear=0.3, translation=3)
+               + Elastic(alpha=34, sigma=4)).kernel_options(height, width)
+    expected = np.empty(images.shape, dtype)
+    _kernels.distort(images, expected, 99, height=height, width=width, values=values,
+                     **options)
+    assert np.all(np.isfinite(expected)) and 0.2 < np.count_nonzero(expected) / expected.size
+    for name in WIDER:
+        out = np.empty_like(expected)
+        BUILDS[name].distort(images, out, 99, height=height, width=width, values=values,
+                             **options)
+        assert np.array_equal(out, expected), name

@@ -66,15 +66,19 @@ def test_the_warp_is_scipys(images, name, dtype):
     assert not np.allclose(out, x[:6] / 255.0, atol=0.05)  # it did distort
 
 
-def test_float_images_of_any_shape(images):
+@pytest.mark.parametrize("rows, columns", [(slice(2, 26), slice(None)),  # 24 x 28
+                                           (slice(None), slice(2, 26)),  # 28 x 24
+                                           (slice(4, 23), slice(3, 24))])  # 19 x 21
+def test_float_images_of_any_shape(images, rows, columns):
     x, _ = images
-    rectangles = x[:4, 2:26, :] / 255.0  # 24 x 28
+    rectangles = x[:4, rows, columns] / 255.0
+    shape = rectangles.shape[1:]
     distortion = DISTORTIONS["both"]
-    flat = distortion.apply(rectangles.reshape(4, -1), seed=5, shape=(24, 28))
-    assert flat.shape == (4, 24 * 28)
+    flat = distortion.apply(rectangles.reshape(4, -1), seed=5, shape=shape)
+    assert flat.shape == (4, shape[0] * shape[1])
     key = int(np.random.default_rng(5).integers(0, 2**64, dtype=np.uint64))
-    affine, field = _kernels.distortion_draws(key, 2, 24 * 28)
-    np.testing.assert_allclose(flat[2].reshape(24, 28),
+    affine, field = _kernels.distortion_draws(key, 2, shape[0] * shape[1])
+    np.testing.assert_allclose(flat[2].reshape(shape),
                                reference(distortion, rectangles[2], affine, field), atol=1e-6)
     assert np.array_equal(distortion.apply(rectangles, seed=5).reshape(4, -1), flat)
 
