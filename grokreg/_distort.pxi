@@ -266,12 +266,14 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
             Py_ssize_t height, Py_ssize_t width, double rotation=0, double scale=0,
             double shear=0, double translation=0, double alpha=0, smooth_rows=None,
             smooth_columns=None, Py_ssize_t radius=0, values=None, int n_threads=1,
-            Py_ssize_t first_index=0):
+            Py_ssize_t first_index=0, int64_t[::1] counts=None):
     """Distorted copies of x's images (rows of height * width pixels) into out, image i's
     numbers from key at place first_index + i. uint8 pixels stand for values[pixel] (their
     values in the network's dtype, as Dataset's); other inputs are used as given. The affine
     part is on where any of its ranges is non-zero, the elastic where smooth_rows is given
-    (Gaussian weight matrices from grokreg.distortions, with their radius)."""
+    (Gaussian weight matrices from grokreg.distortions, with their radius). counts, if given,
+    receives each distorted image's number of non-zero pixels (for Dataset, which then need
+    not read the images again to count them)."""
     cdef Py_ssize_t n = x.shape[0], n_pixels = height * width, i
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be >= 1, got {height} and {width}")
@@ -280,6 +282,12 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
                          f"{x.shape[1]} and {out.shape[1]}")
     if out.shape[0] != n:
         raise ValueError(f"out must have x's {n} rows, got {out.shape[0]}")
+    if counts is not None and counts.shape[0] != n:
+        raise ValueError(f"counts must have x's {n} entries, got {counts.shape[0]}")
+    cdef bint counting = counts is not None
+    cdef int64_t[::1] counted = counts if counting else np.empty(1, dtype=np.int64)
+    cdef int64_t row_count
+    cdef Py_ssize_t k
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if (height + 3) * (width + 3) > INT32_MAX:  # the sampling's indices are int
@@ -324,6 +332,11 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
         for i in prange(n, schedule="static"):
             distort_one(&warp, &x[i, 0], &table[0], &out[i, 0], key, offset + i,
                         &scratch[thread, 0])
+            if counting:  # the row just written, still in the cache
+                row_count = 0
+                for k in range(n_pixels):
+                    row_count = row_count + (out[i, k] != 0)
+                counted[i] = row_count
 
 
 def distortion_draws(uint64_t key, Py_ssize_t index, Py_ssize_t n_pixels):

@@ -438,7 +438,11 @@ cdef class Dataset:
     copied, in the DENSE layout), or uint8 pixels standing for ``values[pixel]`` (default:
     pixel / 255, the book's scaling, computed in the dtype). literal (book mode after a
     divergence) keeps every zero as an entry of SPARSE rows: NumPy's arithmetic for inf and NaN.
-    ``Dataset.from_rows`` takes sparse rows made elsewhere and checks every entry.
+    ``Dataset.from_rows`` takes sparse rows made elsewhere and checks every entry. counts
+    (floating-point x, not literal) is each row's number of non-zero inputs where the caller
+    has it (``distort`` counts as it writes): the rows are then not read to count them, and
+    their range is not measured (minimum, maximum and root_mean_square are NaN); sparse rows
+    are checked against counts as they are placed.
     """
     cdef readonly str layout
     cdef readonly Py_ssize_t n, n_inputs
@@ -461,7 +465,7 @@ cdef class Dataset:
     cdef Rows64 rows64
 
     def __init__(self, x, labels=None, *, dtype=None, layout="auto", bint literal=False,
-                 values=None, sample_weight=None, int n_threads=1):
+                 values=None, sample_weight=None, int n_threads=1, counts=None):
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
         if layout not in ("auto",) + LAYOUTS:
@@ -493,6 +497,8 @@ cdef class Dataset:
         self.labels, self.n_classes = _labels(labels, self.n)
         self.sample_weight, self.weight_total = _weights(sample_weight, self.n)
         if pixels:
+            if counts is not None:
+                raise ValueError("counts go with floating-point rows")
             ranges = np.empty((self.n, 2))  # of the pixels
             counts = pixel_counts(x, values, literal, n_threads, ranges)
             if x.size:
@@ -503,6 +509,11 @@ cdef class Dataset:
                     span = values[np.bincount(x.ravel(), minlength=256) > 0]
                 self.minimum, self.maximum = float(span.min()), float(span.max())
                 self.root_mean_square = float(np.abs(span).max())  # at most
+        elif counts is not None:
+            if literal:
+                raise ValueError("literal rows keep every entry: they take no counts")
+            counts = given_counts(counts, self.n)
+            self.minimum = self.maximum = self.root_mean_square = np.nan  # not measured
         else:
             ranges = np.empty((self.n, 3))  # smallest, largest, sum of squares
             counts = row_counts(x, literal, n_threads, ranges)

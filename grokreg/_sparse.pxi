@@ -61,35 +61,48 @@ cdef inline Py_ssize_t compact_pixels(const uint8_t *row, Py_ssize_t n,
     return count
 
 
-cdef void place_rows(const floating[:, ::1] x, bint keep_zeros, const int64_t[::1] indptr,
-                     floating[::1] data, index_int[::1] indices,
-                     floating[:, ::1] scratch_values, int32_t[:, ::1] scratch_columns,
-                     int n_threads) noexcept nogil:
+cdef Py_ssize_t place_rows(const floating[:, ::1] x, bint keep_zeros,
+                           const int64_t[::1] indptr, floating[::1] data,
+                           index_int[::1] indices, floating[:, ::1] scratch_values,
+                           int32_t[:, ::1] scratch_columns, int n_threads) noexcept nogil:
     """Fill (data, indices) with the rows of x: each row is compacted into its thread's scratch
-    row first (the compaction writes past the row's end), then copied to its place."""
+    row first (the compaction writes past the row's end), then copied to its place. A row
+    whose entries are not as many as indptr leaves them is not placed (counts from elsewhere
+    never write beyond a row): returns how many such rows."""
     cdef Py_ssize_t i, count, thread = 0  # set by each thread; initialised for the compiler
+    cdef Py_ssize_t mismatches = 0
     with parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(x.shape[0], schedule="static"):
             count = compact_row(&x[i, 0], x.shape[1], keep_zeros, &scratch_values[thread, 0],
                                 &scratch_columns[thread, 0])
-            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
-                      &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+            if count != indptr[i + 1] - indptr[i]:
+                mismatches += 1
+            else:
+                place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                          &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+    return mismatches
 
 
-cdef void place_pixels(const uint8_t[:, ::1] x, const floating[::1] table, const uint8_t *kept,
-                       bint kept_if_nonzero, const int64_t[::1] indptr, floating[::1] data,
-                       index_int[::1] indices, floating[:, ::1] scratch_values,
-                       int32_t[:, ::1] scratch_columns, int n_threads) noexcept nogil:
+cdef Py_ssize_t place_pixels(const uint8_t[:, ::1] x, const floating[::1] table,
+                             const uint8_t *kept, bint kept_if_nonzero,
+                             const int64_t[::1] indptr, floating[::1] data,
+                             index_int[::1] indices, floating[:, ::1] scratch_values,
+                             int32_t[:, ::1] scratch_columns, int n_threads) noexcept nogil:
     """place_rows for the pixels table[x], keeping those that kept marks."""
     cdef Py_ssize_t i, count, thread = 0
+    cdef Py_ssize_t mismatches = 0
     with parallel(num_threads=n_threads):
         thread = threadid()
         for i in prange(x.shape[0], schedule="static"):
             count = compact_pixels(&x[i, 0], x.shape[1], &table[0], kept, kept_if_nonzero,
                                    &scratch_values[thread, 0], &scratch_columns[thread, 0])
-            place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
-                      &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+            if count != indptr[i + 1] - indptr[i]:
+                mismatches += 1
+            else:
+                place_row(&data[0] + indptr[i], &indices[0] + indptr[i],
+                          &scratch_values[thread, 0], &scratch_columns[thread, 0], count)
+    return mismatches
 
 
 cdef extern from *:
@@ -264,33 +277,33 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
     indices[indptr[i]:indptr[i + 1]] (increasing; of column_dtype(x.shape[1])). keep_zeros
     lists every entry, zeros too: the kernels then compute as densely as NumPy (where 0 * inf
     is NaN). n_threads share out the rows (the result does not depend on it). counts, if
-    given, is row_counts(x, keep_zeros).
+    given, is row_counts(x, keep_zeros) (a ValueError if not: rows are checked as placed).
     """
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
     cdef uint16_t[::1] narrow  # indices, as the type of its columns
     cdef int32_t[::1] wide
+    cdef Py_ssize_t mismatches
     columns = column_dtype(n_inputs)
-    if counts is None:
-        counts = row_counts(x, keep_zeros, n_threads)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    counts = (row_counts(x, keep_zeros, n_threads) if counts is None
+              else given_counts(counts, n))
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
-    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
-    indices = np.empty(indptr[n], dtype=columns)
+    # at least one entry, so that data[0] exists to point at
+    cdef floating[::1] data = np.empty(max(indptr[n], 1), dtype=dtype)
+    indices = np.empty(max(indptr[n], 1), dtype=columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
-    if indptr[n] == 0:  # no entry to place (and no data[0] to point at)
-        pass
-    elif columns == np.uint16:
+    if columns == np.uint16:
         narrow = indices
-        place_rows(x, keep_zeros, indptr, data, narrow, scratch_values,
-                   scratch_columns, n_threads)
+        mismatches = place_rows(x, keep_zeros, indptr, data, narrow, scratch_values,
+                                scratch_columns, n_threads)
     else:
         wide = indices
-        place_rows(x, keep_zeros, indptr, data, wide, scratch_values,
-                   scratch_columns, n_threads)
-    return np.asarray(data), indices, np.asarray(indptr)
+        mismatches = place_rows(x, keep_zeros, indptr, data, wide, scratch_values,
+                                scratch_columns, n_threads)
+    return placed(data, indices, indptr, mismatches)
 
 
 def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
@@ -305,25 +318,45 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
     cdef uint16_t[::1] narrow  # indices, as the type of its columns
     cdef int32_t[::1] wide
-    if counts is None:
-        counts = pixel_counts(x, values, keep_zeros, n_threads)
+    cdef Py_ssize_t mismatches
+    counts = (pixel_counts(x, values, keep_zeros, n_threads) if counts is None
+              else given_counts(counts, n))
     columns = column_dtype(n_inputs)
     cdef uint8_t kept[256]
     cdef bint kept_if_nonzero = kept_pixels(&values[0], keep_zeros, kept)
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
-    cdef floating[::1] data = np.empty(indptr[n], dtype=dtype)
-    indices = np.empty(indptr[n], dtype=columns)
+    cdef floating[::1] data = np.empty(max(indptr[n], 1), dtype=dtype)
+    indices = np.empty(max(indptr[n], 1), dtype=columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
-    if indptr[n] == 0:
-        pass
-    elif columns == np.uint16:
+    if columns == np.uint16:
         narrow = indices
-        place_pixels(x, values, kept, kept_if_nonzero, indptr, data, narrow,
-                     scratch_values, scratch_columns, n_threads)
+        mismatches = place_pixels(x, values, kept, kept_if_nonzero, indptr, data, narrow,
+                                  scratch_values, scratch_columns, n_threads)
     else:
         wide = indices
-        place_pixels(x, values, kept, kept_if_nonzero, indptr, data, wide,
-                     scratch_values, scratch_columns, n_threads)
-    return np.asarray(data), indices, np.asarray(indptr)
+        mismatches = place_pixels(x, values, kept, kept_if_nonzero, indptr, data, wide,
+                                  scratch_values, scratch_columns, n_threads)
+    return placed(data, indices, indptr, mismatches)
+
+
+def given_counts(counts, Py_ssize_t n):
+    """counts given to sparse_rows or sparse_pixels, checked: n non-negative int64 numbers
+    (whether they are each row's entries, placing the rows tells)."""
+    counts = np.asarray(counts)
+    if counts.dtype != np.int64 or counts.shape != (n,):
+        raise ValueError(f"counts must be {n} int64 numbers, one per row, got "
+                         f"{counts.dtype} of shape {counts.shape}")
+    if n and counts.min() < 0:  # (rows after a negative count could start before data)
+        raise ValueError("counts must be >= 0")
+    return counts
+
+
+cdef placed(floating[::1] data, indices, int64_t[::1] indptr, Py_ssize_t mismatches):
+    """What sparse_rows returns, or a ValueError where rows were not placed."""
+    if mismatches:
+        raise ValueError(f"counts does not match the rows: {mismatches} of them have another "
+                         f"number of entries")
+    cdef int64_t total = indptr[indptr.shape[0] - 1]
+    return np.asarray(data)[:total], indices[:total], np.asarray(indptr)

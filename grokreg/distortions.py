@@ -112,11 +112,13 @@ class Distortion:
                            radius=radius)
         return options
 
-    def distort_into(self, x, out, key, height, width, n_threads=1, values=None):
+    def distort_into(self, x, out, key, height, width, n_threads=1, values=None, counts=None):
         """x's images (rows of height * width) distorted into out from key (the kernels'
-        entry; x and out already checked)."""
+        entry; x and out already checked); each image's non-zero pixels counted into counts,
+        if given."""
         _kernels.distort(x, out, key, height=height, width=width, values=values,
-                         n_threads=n_threads, **self.kernel_options(height, width))
+                         n_threads=n_threads, counts=counts,
+                         **self.kernel_options(height, width))
 
     def apply(self, images, *, seed=None, shape=None, dtype="float64", n_threads=1):
         """Distorted copies of images, in images' shape, as floats of dtype.

@@ -81,13 +81,13 @@ def usable_cpus():
 
 
 def dataset(x, y, dtype, literal=False, n_threads=1, name="x", sample_weight=None,
-            training=False):
+            training=False, layout="auto"):
     """The kernels' Dataset of inputs from as_inputs (and labels from as_labels, or None; and
     weights from as_sample_weight), its values checked (check_values, naming the argument):
-    uint8 pixels stand for pixel / 255; the layout follows the inputs' density."""
+    uint8 pixels stand for pixel / 255; the layout follows the inputs' density unless given."""
     values = PIXEL_VALUES[dtype] if x.dtype == np.uint8 else None
     data = _kernels.Dataset(x, y, dtype=dtype, literal=literal, values=values,
-                            sample_weight=sample_weight, n_threads=n_threads)
+                            sample_weight=sample_weight, n_threads=n_threads, layout=layout)
     check_values(data, x, name, training)
     return data
 
@@ -402,9 +402,10 @@ class Network:
     def _loss_code(self):
         return LOSSES[self.loss]
 
-    def _dataset(self, x, y=None, literal=False, name="x", sample_weight=None, training=False):
+    def _dataset(self, x, y=None, literal=False, name="x", sample_weight=None, training=False,
+                 layout="auto"):
         return dataset(x, y, self.dtype, literal, self._n_threads, name, sample_weight,
-                       training)
+                       training, layout)
 
     def _evaluate(self, data, literal=False):
         """(error, accuracy) on a labelled Dataset, each example weighted by its weight."""

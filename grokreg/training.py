@@ -142,7 +142,10 @@ def plan(net, x, y, *, epochs=1, alpha=0.005, batch_size=1, test_data=None,
             raise ValueError(f"{type(callback).__name__} watches {callback.monitor}: give "
                              f"validation_data or validation_split (it never watches the "
                              f"test data)")
-    data = {"train": net._dataset(x, y, sample_weight=sample_weight, training=True)}
+    # distortions train on new images every epoch: x itself is only checked (the dense
+    # layout holds it as it is, without building its sparse rows)
+    data = {"train": net._dataset(x, y, sample_weight=sample_weight, training=True,
+                                  layout="auto" if augment is None else "dense")}
     for prefix, (inputs, labels, weights, name) in datasets.items():
         data[prefix] = net._dataset(inputs, labels, sample_weight=weights, name=name)
     return Plan(x, y, sample_weight, data, epochs, schedule, batch_size, eval_every,
@@ -232,14 +235,17 @@ def run(net, plan):
     evaluations = {prefix: plan.data[prefix] for prefix in plan.datasets}
     if plan.augment is not None:
         # every epoch's distorted images go into this one array (the data set's size, made
-        # once a fit), and train as a data set of their own
+        # once a fit), and train as a data set of their own, its rows counted as distorted
         distorted = kernels.aligned_empty(x.shape, net.dtype)
+        counts = np.empty(len(x), dtype=np.int64)
         values = pixel_values(x, net.dtype)
 
         def distorted_epoch():
             plan.augment.distort_into(x, distorted, int(net._bit_generator.random_raw()),
-                                      *plan.image_shape, net.n_threads, values)
-            return net._dataset(distorted, y, sample_weight=plan.sample_weight)
+                                      *plan.image_shape, net.n_threads, values, counts)
+            return kernels.Dataset(distorted, y, dtype=net.dtype,
+                                   sample_weight=plan.sample_weight,
+                                   n_threads=net.n_threads, counts=counts)
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.
     literal, replay = False, net.book and plan.on_divergence == "warn"

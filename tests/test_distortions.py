@@ -83,6 +83,20 @@ def test_float_images_of_any_shape(images, rows, columns):
     assert np.array_equal(distortion.apply(rectangles, seed=5).reshape(4, -1), flat)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_distort_counts_each_images_non_zero_pixels(images, n_threads):
+    x, _ = images
+    flat = np.ascontiguousarray(x.reshape(len(x), -1))
+    out = np.empty(flat.shape, np.float32)
+    counts = np.full(len(x), -1, np.int64)
+    DISTORTIONS["both"].distort_into(flat, out, 7, 28, 28, n_threads, PIXEL_VALUES[np.dtype(np.float32)],
+                                     counts)
+    assert np.array_equal(counts, np.count_nonzero(out, axis=1))
+    with pytest.raises(ValueError, match="counts must have x's 300 entries, got 299"):
+        DISTORTIONS["both"].distort_into(flat, out, 7, 28, 28, 1, PIXEL_VALUES[np.dtype(np.float32)],
+                                         counts[1:])
+
+
 def test_the_same_seed_gives_the_same_images_at_any_thread_count(images):
     x, _ = images
     distortion = DISTORTIONS["both"]

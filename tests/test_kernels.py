@@ -805,6 +805,40 @@ def test_sparse_conversions_refuse_what_would_break_them():
         _kernels.sparse_pixels(np.zeros((2, 3), np.int16), np.zeros(256))
 
 
+def test_counts_given_to_the_sparse_conversions_are_checked_as_rows_are_placed(sparse_data):
+    x, _ = sparse_data
+    pixels = (x > 0.5).astype(np.uint8)
+    table = np.divide(np.arange(256), 255)
+    for convert, rows, count in (
+            (_kernels.sparse_rows, (x,), _kernels.row_counts(x)),
+            (_kernels.sparse_pixels, (pixels, table), _kernels.pixel_counts(pixels, table))):
+        expected = convert(*rows)
+        given = convert(*rows, counts=count)
+        assert all(np.array_equal(a, b) for a, b in zip(given, expected))
+        one_less, one_more, negative = count.copy(), count.copy(), count.copy()
+        one_less[3] -= 1
+        one_more[0] += 1
+        negative[0], negative[1] = -5, negative[1] + 5 + negative[0]  # the same total
+        for wrong in (one_less, one_more):
+            with pytest.raises(ValueError, match="counts does not match the rows: 1 of them"):
+                convert(*rows, counts=wrong)
+        with pytest.raises(ValueError, match="counts must be >= 0"):
+            convert(*rows, counts=negative)
+        with pytest.raises(ValueError, match=r"counts must be \d+ int64 numbers, one per row"):
+            convert(*rows, counts=count[1:])
+    # a Dataset given its counts (as distort counts) stores the same rows, its range unmeasured
+    data = _kernels.Dataset(x, layout="sparse", counts=_kernels.row_counts(x))
+    stored = _kernels.Dataset(x, layout="sparse").stored()
+    assert all(np.array_equal(a, b) for a, b in zip(data.stored(), stored))
+    assert np.isnan(data.minimum) and np.isnan(data.root_mean_square)
+    with pytest.raises(ValueError, match="counts does not match the rows"):
+        _kernels.Dataset(x, layout="sparse", counts=np.zeros(len(x), np.int64))
+    with pytest.raises(ValueError, match="counts go with floating-point rows"):
+        _kernels.Dataset(pixels, counts=_kernels.pixel_counts(pixels, table))
+    with pytest.raises(ValueError, match="literal rows keep every entry"):
+        _kernels.Dataset(x, literal=True, counts=_kernels.row_counts(x))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size, keep, book", [(1, 1.0, False), (1, 0.5, True),
                                                      (8, 0.7, False), (8, 0.5, True)])
