@@ -438,7 +438,10 @@ cdef class Dataset:
     copied, in the DENSE layout), or uint8 pixels standing for ``values[pixel]`` (default:
     pixel / 255, the book's scaling, computed in the dtype). literal (book mode after a
     divergence) keeps every zero as an entry of SPARSE rows: NumPy's arithmetic for inf and NaN.
-    ``Dataset.from_rows`` takes sparse rows made elsewhere and checks every entry. counts
+    ``Dataset.from_rows`` takes sparse rows made elsewhere and checks every entry. reuse, a
+    Dataset no longer needed (a fit's previous epoch of distorted images), hands over the
+    storage of its sparse rows where they have room for these (it is then ``taken``: the
+    kernels refuse it), or this one makes its own with room to spare for the next. counts
     (floating-point x, not literal) is each row's number of non-zero inputs where the caller
     has it (``distort`` counts as it writes): the rows are then not read to count them, and
     their range is not measured (minimum, maximum and root_mean_square are NaN); sparse rows
@@ -460,12 +463,15 @@ cdef class Dataset:
     #: each example's weight (None: each counts once), and their total
     cdef readonly object sample_weight
     cdef readonly double weight_total
+    #: whether another Dataset took over its storage (reuse): its rows are no longer its own
+    cdef readonly bint taken
     cdef dict arrays
+    cdef object storage  # (data, indices) holding the SPARSE rows (perhaps with room to spare)
     cdef Rows32 rows32
     cdef Rows64 rows64
 
     def __init__(self, x, labels=None, *, dtype=None, layout="auto", bint literal=False,
-                 values=None, sample_weight=None, int n_threads=1, counts=None):
+                 values=None, sample_weight=None, int n_threads=1, counts=None, reuse=None):
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
         if layout not in ("auto",) + LAYOUTS:
@@ -538,8 +544,16 @@ cdef class Dataset:
             arrays.update(pixels=x, table=values, kept=kept) if pixels else arrays.update(dense=x)
             self.longest_row = self.n_inputs
         else:
-            data, indices, indptr = (sparse_pixels(x, values, literal, n_threads, counts)
-                                     if pixels else sparse_rows(x, literal, n_threads, counts))
+            if reuse is not None:
+                if not isinstance(reuse, Dataset):
+                    raise TypeError(f"reuse must be a Dataset, got {type(reuse).__name__}")
+                self.storage = (<Dataset> reuse).hand_over(entries, self.dtype,
+                                                           column_dtype(self.n_inputs))
+            data, indices, indptr = (
+                sparse_pixels(x, values, literal, n_threads, counts, self.storage) if pixels
+                else sparse_rows(x, literal, n_threads, counts, self.storage))
+            if self.storage is None:
+                self.storage = (data, indices)
             arrays.update(data=data, indptr=indptr)
             arrays["columns16" if indices.dtype == np.uint16 else "columns32"] = indices
             self.longest_row = int(counts.max()) if self.n else 0
@@ -584,6 +598,25 @@ cdef class Dataset:
         self._bind(arrays, False)
         return self
 
+    cdef check_own(self):
+        """A ValueError where another Dataset took over this one's storage."""
+        if self.taken:
+            raise ValueError("this Dataset's storage was taken over by another (reuse): its "
+                             "rows are no longer its own")
+
+    cdef object hand_over(self, Py_ssize_t entries, dtype, columns):
+        """Storage for another Dataset's sparse rows of entries: this one's, where it has
+        room (this one is then taken), else new, with a sixteenth more room."""
+        self.check_own()
+        if self.storage is not None:
+            data, indices = self.storage
+            if (data.dtype == dtype and indices.dtype == columns
+                    and data.shape[0] >= max(entries, 1)):
+                self.taken = True
+                return self.storage
+        room = max(entries + entries // 16, 1)
+        return np.empty(room, dtype=dtype), np.empty(room, dtype=columns)
+
     def _bind(self, dict arrays, bint zero_pixel_only):
         self.arrays = arrays
         layout = DENSE if self.layout == "dense" else SPARSE
@@ -599,6 +632,7 @@ cdef class Dataset:
     def stored(self):
         """What the kernels read: (data, indices, indptr) of SPARSE rows, or the DENSE rows
         (floating point, or pixels) as given."""
+        self.check_own()
         if self.layout == "dense":
             return self.arrays.get("dense", self.arrays.get("pixels"))
         columns = self.arrays.get("columns16", self.arrays.get("columns32"))
@@ -643,6 +677,7 @@ cdef class Workspace:
         cdef Rules rules
         if n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+        data.check_own()
         dtype = _parameters(weights_0_1, bias_1, weights_1_2, bias_2, loss)
         if dtype != data.dtype:
             raise TypeError(f"the network is {dtype}, the data {data.dtype}")
@@ -837,6 +872,7 @@ cdef class Workspace:
         cdef Py_ssize_t t, n = self.data.n, n_threads
         cdef double error = 0, n_correct = 0, n_seen = 0
         cdef double[::1] phase_seconds, wait_seconds
+        self.data.check_own()
         for t in range(examples.shape[0]):
             if examples[t] < 0 or examples[t] >= n:
                 raise ValueError(f"order[{t}] = {examples[t]} is outside 0..{n - 1}")
@@ -925,6 +961,7 @@ def evaluate(Dataset data not None, weights_0_1, bias_1, weights_1_2, bias_2,
     cdef double error = 0, n_correct = 0
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    data.check_own()
     dtype = _parameters(weights_0_1, bias_1, weights_1_2, bias_2, loss)
     if dtype != data.dtype:
         raise TypeError(f"the network is {dtype}, the data {data.dtype}")

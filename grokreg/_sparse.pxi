@@ -270,7 +270,7 @@ cdef bint kept_pixels(const floating *values, bint keep_zeros, uint8_t *kept) no
 
 
 def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_threads=1,
-                counts=None):
+                counts=None, storage=None):
     """x in compressed sparse row form: (data, indices, indptr), as scipy.sparse.csr_matrix.
 
     Row i's non-zero values are data[indptr[i]:indptr[i + 1]], in its columns
@@ -278,6 +278,8 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
     lists every entry, zeros too: the kernels then compute as densely as NumPy (where 0 * inf
     is NaN). n_threads share out the rows (the result does not depend on it). counts, if
     given, is row_counts(x, keep_zeros) (a ValueError if not: rows are checked as placed).
+    storage, if given, is a (data, indices) pair of 1-D arrays of those types with room for
+    every entry: the rows are written at their start, and views of them returned.
     """
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
     cdef uint16_t[::1] narrow  # indices, as the type of its columns
@@ -290,9 +292,8 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
               else given_counts(counts, n))
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
-    # at least one entry, so that data[0] exists to point at
-    cdef floating[::1] data = np.empty(max(indptr[n], 1), dtype=dtype)
-    indices = np.empty(max(indptr[n], 1), dtype=columns)
+    cdef floating[::1] data
+    data, indices = rows_storage(storage, indptr[n], dtype, columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
     if columns == np.uint16:
@@ -307,13 +308,13 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
 
 
 def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values not None,
-                  bint keep_zeros=False, int n_threads=1, counts=None):
+                  bint keep_zeros=False, int n_threads=1, counts=None, storage=None):
     """sparse_rows of the images values[x], without their dense floating-point copy.
 
     x holds uint8 pixels; values (256 entries) is what each pixel value stands for, e.g.
     np.divide(np.arange(256, dtype=np.uint8), 255, dtype=...) for the book's x / 255, so that
     the rows hold exactly what sparse_rows(values[x]) would (a quarter of the memory traffic).
-    counts, if given, is pixel_counts(x, values, keep_zeros).
+    counts, if given, is pixel_counts(x, values, keep_zeros); storage as for sparse_rows.
     """
     cdef Py_ssize_t n = x.shape[0], n_inputs = x.shape[1]
     cdef uint16_t[::1] narrow  # indices, as the type of its columns
@@ -326,8 +327,8 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     cdef bint kept_if_nonzero = kept_pixels(&values[0], keep_zeros, kept)
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
-    cdef floating[::1] data = np.empty(max(indptr[n], 1), dtype=dtype)
-    indices = np.empty(max(indptr[n], 1), dtype=columns)
+    cdef floating[::1] data
+    data, indices = rows_storage(storage, indptr[n], dtype, columns)
     cdef floating[:, ::1] scratch_values = np.empty((n_threads, n_inputs + 1), dtype=dtype)
     cdef int32_t[:, ::1] scratch_columns = np.empty((n_threads, n_inputs + 1), dtype=np.int32)
     if columns == np.uint16:
@@ -351,6 +352,22 @@ def given_counts(counts, Py_ssize_t n):
     if n and counts.min() < 0:  # (rows after a negative count could start before data)
         raise ValueError("counts must be >= 0")
     return counts
+
+
+def rows_storage(storage, int64_t total, dtype, columns):
+    """(data, indices) to place total entries in: storage, checked, or new arrays (of at
+    least one entry, so that data[0] exists to point at)."""
+    if storage is None:
+        return np.empty(max(total, 1), dtype=dtype), np.empty(max(total, 1), dtype=columns)
+    data, indices = storage
+    for name, array, kind in (("data", data, dtype), ("indices", indices, columns)):
+        if (not isinstance(array, np.ndarray) or array.dtype != kind or array.ndim != 1
+                or not array.flags.c_contiguous or not array.flags.writeable):
+            raise ValueError(f"storage's {name} must be a writeable 1-D {np.dtype(kind)} array")
+        if array.shape[0] < max(total, 1):
+            raise ValueError(f"storage's {name} holds {array.shape[0]} entries, the rows "
+                             f"{total}")
+    return data, indices
 
 
 cdef placed(floating[::1] data, indices, int64_t[::1] indptr, Py_ssize_t mismatches):

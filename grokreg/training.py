@@ -236,16 +236,20 @@ def run(net, plan):
     if plan.augment is not None:
         # every epoch's distorted images go into this one array (the data set's size, made
         # once a fit), and train as a data set of their own, its rows counted as distorted
+        # and stored where the previous epoch's were
         distorted = kernels.aligned_empty(x.shape, net.dtype)
         counts = np.empty(len(x), dtype=np.int64)
         values = pixel_values(x, net.dtype)
+        previous = []
 
         def distorted_epoch():
             plan.augment.distort_into(x, distorted, int(net._bit_generator.random_raw()),
                                       *plan.image_shape, net.n_threads, values, counts)
-            return kernels.Dataset(distorted, y, dtype=net.dtype,
-                                   sample_weight=plan.sample_weight,
-                                   n_threads=net.n_threads, counts=counts)
+            data = kernels.Dataset(distorted, y, dtype=net.dtype,
+                                   sample_weight=plan.sample_weight, n_threads=net.n_threads,
+                                   counts=counts, reuse=previous.pop() if previous else None)
+            previous.append(data)
+            return data
     # The book's programs go on through inf and NaN with NumPy's dense arithmetic (0 * inf
     # is NaN); to print what they print, book mode redoes a diverging epoch that way.
     literal, replay = False, net.book and plan.on_divergence == "warn"

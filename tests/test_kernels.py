@@ -839,6 +839,56 @@ def test_counts_given_to_the_sparse_conversions_are_checked_as_rows_are_placed(s
         _kernels.Dataset(x, literal=True, counts=_kernels.row_counts(x))
 
 
+def test_a_dataset_reuses_the_storage_of_one_no_longer_needed(sparse_data):
+    x, y = sparse_data
+    w01, w12 = random_weights(x.shape[1], 4, 3)
+    params = padded(w01, w12, np.zeros(4), np.zeros(3))
+    first = _kernels.Dataset(x, y, layout="sparse")
+    first_data = first.stored()[0]
+    fewer = x.copy()
+    fewer[:, ::2] = 0  # fewer entries: they fit in the first's storage
+    second = _kernels.Dataset(fewer, y, layout="sparse", reuse=first)
+    assert first.taken and not second.taken
+    assert np.shares_memory(second.stored()[0], first_data)
+    expected = _kernels.Dataset(fewer, y, layout="sparse").stored()
+    assert all(np.array_equal(a, b) for a, b in zip(second.stored(), expected))
+    taken = "this Dataset's storage was taken over by another"
+    for use in (first.stored, lambda: _kernels.evaluate(first, *params),
+                lambda: _kernels.Workspace(first, *params)):
+        with pytest.raises(ValueError, match=taken):
+            use()
+    with pytest.raises(ValueError, match=taken):
+        _kernels.Dataset(fewer, y, layout="sparse", reuse=first)
+    # more entries than the storage holds: new storage, and the other keeps its own
+    denser = np.where(x == 0, 0.25, x)
+    third = _kernels.Dataset(denser, y, layout="sparse", reuse=second)
+    assert not second.taken and not np.shares_memory(third.stored()[0], second.stored()[0])
+    assert all(np.array_equal(a, b) for a, b in zip(third.stored(), first_stored(denser, y)))
+    # and room to spare: the next such data set fits in it
+    assert _kernels.Dataset(denser, y, layout="sparse", reuse=third) and third.taken
+    with pytest.raises(TypeError, match="reuse must be a Dataset, got ndarray"):
+        _kernels.Dataset(x, y, layout="sparse", reuse=x)
+
+
+def first_stored(x, y):
+    return _kernels.Dataset(x, y, layout="sparse").stored()
+
+
+def test_storage_given_to_the_sparse_conversions_is_checked(sparse_data):
+    x, _ = sparse_data
+    total = np.count_nonzero(x)
+    data, indices = np.empty(total + 3), np.empty(total + 3, np.uint16)
+    rows = _kernels.sparse_rows(x, storage=(data, indices))
+    assert np.shares_memory(rows[0], data) and len(rows[0]) == total
+    assert all(np.array_equal(a, b) for a, b in zip(rows, _kernels.sparse_rows(x)))
+    for wrong, message in (((data[:total - 1], indices), "storage's data holds"),
+                           ((data, indices.astype(np.int32)), "storage's indices must be a "
+                                                              "writeable 1-D uint16 array"),
+                           ((data.astype(np.float32), indices), "storage's data must be")):
+        with pytest.raises(ValueError, match=message):
+            _kernels.sparse_rows(x, storage=wrong)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size, keep, book", [(1, 1.0, False), (1, 0.5, True),
                                                      (8, 0.7, False), (8, 0.5, True)])
