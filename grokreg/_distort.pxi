@@ -137,9 +137,11 @@ cdef extern from *:
        the affine map m (m00, m01, m10, m11, shift x, shift y) of its offset from the image's
        centre plus alpha times the elastic field there (field_x NULL: none). A row's pixels
        are independent: the loop over them vectorises, gathers included (one loop with the
-       field and one without: a load under a condition would not). */
+       field and one without: a load under a condition would not). It runs over whole
+       vectors, the field's stride (zeros beyond the width), into `line`, of which the
+       width is copied out: a remainder loop would cost as much as the vectors. */
     #define GROKREG_SAMPLE_ROW(T, FIELD_TERM_X, FIELD_TERM_Y)                                \
-        for (int c = 0; c < (int) width; c++) {                                              \
+        for (int c = 0; c < (int) field_stride; c++) {                                       \
             double x = (double) c - centre_c;                                                \
             double source_x = centre_c + m00 * x + m01 * y + shift_x FIELD_TERM_X;          \
             double source_y = centre_r + m10 * x + m11 * y + shift_y FIELD_TERM_Y;          \
@@ -155,16 +157,18 @@ cdef extern from *:
             row -= source_y < (double) row;                                                  \
             double fx = source_x - (double) column, fy = source_y - (double) row;            \
             int at = (row + 1) * stride + column + 1;                                        \
-            out[r * width + c] = (T) ((1 - fy) * ((1 - fx) * padded[at]                      \
-                                                  + fx * padded[at + 1])                     \
-                                      + fy * ((1 - fx) * padded[at + stride]                 \
-                                              + fx * padded[at + stride + 1]));              \
+            line[c] = (T) ((1 - fy) * ((1 - fx) * padded[at] + fx * padded[at + 1])          \
+                           + fy * ((1 - fx) * padded[at + stride]                            \
+                                   + fx * padded[at + stride + 1]));                         \
+        }                                                                                     \
+        for (ptrdiff_t c = 0; c < width; c++) {                                              \
+            out[r * width + c] = line[c];                                                    \
         }
     #define GROKREG_SAMPLE(NAME, T)                                                          \
     static void NAME(const double *restrict padded, ptrdiff_t height, ptrdiff_t width,      \
                      const double *restrict m, double alpha,                                 \
                      const double *restrict field_x, const double *restrict field_y,         \
-                     ptrdiff_t field_stride, T *restrict out) {                              \
+                     ptrdiff_t field_stride, T *restrict line, T *restrict out) {             \
         const int stride = (int) width + 3;                                                  \
         const double centre_r = (height - 1) * 0.5, centre_c = (width - 1) * 0.5;           \
         const double m00 = m[0], m01 = m[1], m10 = m[2], m11 = m[3];                        \
@@ -191,11 +195,11 @@ cdef extern from *:
     void sample_f32 "grokreg_sample_f32"(
         const double *padded, Py_ssize_t height, Py_ssize_t width, const double *m,
         double alpha, const double *field_x, const double *field_y, Py_ssize_t field_stride,
-        float *out) noexcept nogil
+        float *line, float *out) noexcept nogil
     void sample_f64 "grokreg_sample_f64"(
         const double *padded, Py_ssize_t height, Py_ssize_t width, const double *m,
         double alpha, const double *field_x, const double *field_y, Py_ssize_t field_stride,
-        double *out) noexcept nogil
+        double *line, double *out) noexcept nogil
 
 
 cdef void distort_one(const Warp *warp, const pixels *image, const double *values,
@@ -251,15 +255,20 @@ cdef void distort_one(const Warp *warp, const pixels *image, const double *value
                 bits = image_draw(key, index, n, DRAWS_BEFORE_FIELD + r * width + c)
                 field_x[r * field_stride + c] = uniform32(<uint32_t> bits)
                 field_y[r * field_stride + c] = uniform32(<uint32_t> (bits >> 32))
+            for c in range(width, field_stride):  # sampled beyond the width, never used
+                field_x[r * field_stride + c] = 0
+                field_y[r * field_stride + c] = 0
         smooth_fields(warp.smooth_rows, warp.smooth_columns, field_x, field_y,
                       scratch + 2 * size, scratch + 3 * size, height, width, field_stride,
                       warp.radius)
+    # one row of the sampling, whole vectors
+    cdef floating *line = <floating *> (padded + (height + 3) * stride)
     if floating is float:
         sample_f32(padded, height, width, m, warp.alpha, field_x if warp.elastic else NULL,
-                   field_y, field_stride, out)
+                   field_y, field_stride, line, out)
     else:
         sample_f64(padded, height, width, m, warp.alpha, field_x if warp.elastic else NULL,
-                   field_y, field_stride, out)
+                   field_y, field_stride, line, out)
 
 
 def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint64_t key, *,
@@ -321,9 +330,9 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
     warp.smooth_columns = &columns_matrix[0, 0]
     cdef Py_ssize_t offset = first_index
     # per thread: two fields and their two copies in passing, each of height rows of stride
-    # numbers; and the padded image
+    # numbers; the padded image; a row of the sampling
     cdef double[:, ::1] scratch = np.empty(
-        (n_threads, 4 * height * warp.stride + (height + 3) * (width + 3)))
+        (n_threads, 4 * height * warp.stride + (height + 3) * (width + 3) + warp.stride))
     cdef int thread
     if n == 0:
         return
