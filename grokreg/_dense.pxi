@@ -80,14 +80,16 @@ cdef inline Py_ssize_t count_below(const int32_t *ascending, Py_ssize_t count,
 
 
 cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
-                             const floating *table, Py_ssize_t n_inputs, const int64_t *batch,
-                             Py_ssize_t first, Py_ssize_t last, const floating *mask,
-                             int32_t *tally, int64_t *counts) noexcept nogil:
+                             const floating *table, bint zero_pixel_only, Py_ssize_t n_inputs,
+                             const int64_t *batch, Py_ssize_t first, Py_ssize_t last,
+                             const floating *mask, int32_t *tally,
+                             int64_t *counts) noexcept nogil:
     """counts[k] = how many of the examples batch[first:last] have input k non-zero (the rows
     as floating point values, or pixels through table; times the batch's input dropout
     factors, mask[b * n_inputs + k], if not NULL), counted in vectors of int32 in tally
     (n_inputs of scratch). The batch's one read from memory: the rows stay in cache for
-    pack_inputs."""
+    pack_inputs. zero_pixel_only: only pixel 0 stands for 0 in table, so that the pixels
+    themselves tell (compared in vectors; a lookup in table is one load per pixel)."""
     cdef Py_ssize_t b, k
     cdef const floating *row
     cdef const uint8_t *pixel_row
@@ -109,6 +111,9 @@ cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
             if factors != NULL:
                 for k in range(n_inputs):
                     tally[k] += table[pixel_row[k]] * factors[k] != 0
+            elif zero_pixel_only:
+                for k in range(n_inputs):
+                    tally[k] += pixel_row[k] != 0
             else:
                 for k in range(n_inputs):
                     tally[k] += table[pixel_row[k]] != 0
@@ -117,7 +122,8 @@ cdef void count_dense_inputs(const floating *values, const uint8_t *pixels,
 
 
 cdef void pack_inputs(const floating *values, const uint8_t *pixels, const floating *table,
-                      Py_ssize_t n_inputs, const int64_t *batch, Py_ssize_t first,
+                      bint zero_pixel_only, Py_ssize_t n_inputs, const int64_t *batch,
+                      Py_ssize_t first,
                       Py_ssize_t last, const floating *mask, Py_ssize_t low, Py_ssize_t high,
                       floating *packed, Py_ssize_t ld, int32_t *tally, int32_t *steps,
                       Py_ssize_t stride, Py_ssize_t *step_counts,
@@ -127,7 +133,8 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
     dropout factor mask[b * n_inputs + k], if not NULL); and for each tile of TILE_ROWS
     examples from first, the inputs where one of them is non-zero, in order, from
     steps[slot * stride] on, their number in step_counts[slot] (slot = tile_slot(part, the
-    tile's first example); tally: n_inputs int32 of scratch)."""
+    tile's first example); tally: n_inputs int32 of scratch). zero_pixel_only as for
+    count_dense_inputs."""
     cdef Py_ssize_t b, k, r, mr, n, slot
     cdef const floating *rows[16]
     cdef const uint8_t *pixel_rows[16]
@@ -141,12 +148,20 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
                 rows[r] = values + batch[b + r] * n_inputs
             else:
                 pixel_rows[r] = pixels + batch[b + r] * n_inputs
-        # the tile's rows down the columns: its examples side by side
+        # the tile's rows down the columns: its examples side by side (a whole tile's rows
+        # a constant number, so that the loop over them unrolls without a test per row)
         for k in range(low, high):
             column = packed + k * ld + b
             if values != NULL:
-                for r in range(mr):
-                    column[r] = rows[r][k]
+                if mr == TILE_ROWS:
+                    for r in range(TILE_ROWS):
+                        column[r] = rows[r][k]
+                else:
+                    for r in range(mr):
+                        column[r] = rows[r][k]
+            elif mr == TILE_ROWS:
+                for r in range(TILE_ROWS):
+                    column[r] = table[pixel_rows[r][k]]
             else:
                 for r in range(mr):
                     column[r] = table[pixel_rows[r][k]]
@@ -162,6 +177,9 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
                 if values != NULL:
                     for k in range(low, high):
                         tally[k] += rows[r][k] != 0
+                elif zero_pixel_only:
+                    for k in range(low, high):
+                        tally[k] += pixel_rows[r][k] != 0
                 else:
                     for k in range(low, high):
                         tally[k] += table[pixel_rows[r][k]] != 0
