@@ -48,7 +48,6 @@ cdef inline uint64_t image_draw(uint64_t key, Py_ssize_t image, Py_ssize_t n_pix
 
 cdef extern from *:
     """
-    #include <math.h>
     #include <stddef.h>
     /* The row pass of an elastic field's smoothing, out = g . in for both components (g:
        rows x rows, banded within radius; in, out: rows of `stride` numbers, the first

@@ -45,7 +45,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.math cimport NAN, cos, exp, floor, isfinite, log, sin, sqrt
+from libc.math cimport NAN, cos, exp, isfinite, log, sin, sqrt
 from libc.string cimport memcpy
 from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from numpy.random cimport bitgen_t
