@@ -518,7 +518,7 @@ cdef class Dataset:
         elif counts is not None:
             if literal:
                 raise ValueError("literal rows keep every entry: they take no counts")
-            counts = given_counts(counts, self.n)
+            counts = given_counts(counts, self.n, self.n_inputs)
             self.minimum = self.maximum = self.root_mean_square = np.nan  # not measured
         else:
             ranges = np.empty((self.n, 3))  # smallest, largest, sum of squares

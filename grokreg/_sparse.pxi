@@ -289,7 +289,7 @@ def sparse_rows(const floating[:, ::1] x not None, bint keep_zeros=False, int n_
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     counts = (row_counts(x, keep_zeros, n_threads) if counts is None
-              else given_counts(counts, n))
+              else given_counts(counts, n, n_inputs))
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] indptr = row_starts(counts)
     cdef floating[::1] data
@@ -321,7 +321,7 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     cdef int32_t[::1] wide
     cdef Py_ssize_t mismatches
     counts = (pixel_counts(x, values, keep_zeros, n_threads) if counts is None
-              else given_counts(counts, n))
+              else given_counts(counts, n, n_inputs))
     columns = column_dtype(n_inputs)
     cdef uint8_t kept[256]
     cdef bint kept_if_nonzero = kept_pixels(&values[0], keep_zeros, kept)
@@ -342,15 +342,16 @@ def sparse_pixels(const uint8_t[:, ::1] x not None, const floating[::1] values n
     return placed(data, indices, indptr, mismatches)
 
 
-def given_counts(counts, Py_ssize_t n):
-    """counts given to sparse_rows or sparse_pixels, checked: n non-negative int64 numbers
-    (whether they are each row's entries, placing the rows tells)."""
+def given_counts(counts, Py_ssize_t n, Py_ssize_t n_inputs):
+    """counts given to sparse_rows or sparse_pixels, checked: n int64 numbers from 0 to
+    n_inputs (whether they are each row's entries, placing the rows tells)."""
     counts = np.asarray(counts)
     if counts.dtype != np.int64 or counts.shape != (n,):
         raise ValueError(f"counts must be {n} int64 numbers, one per row, got "
                          f"{counts.dtype} of shape {counts.shape}")
-    if n and counts.min() < 0:  # (rows after a negative count could start before data)
-        raise ValueError("counts must be >= 0")
+    # (rows after a negative count could start before data)
+    if n and (counts.min() < 0 or counts.max() > n_inputs):
+        raise ValueError(f"counts must be from 0 to {n_inputs}, the rows' length")
     return counts
 
 

@@ -822,8 +822,11 @@ def test_counts_given_to_the_sparse_conversions_are_checked_as_rows_are_placed(s
         for wrong in (one_less, one_more):
             with pytest.raises(ValueError, match="counts does not match the rows: 1 of them"):
                 convert(*rows, counts=wrong)
-        with pytest.raises(ValueError, match="counts must be >= 0"):
-            convert(*rows, counts=negative)
+        too_many = count.copy()
+        too_many[2] = rows[0].shape[1] + 1
+        for wrong in (negative, too_many):
+            with pytest.raises(ValueError, match=f"counts must be from 0 to {x.shape[1]}"):
+                convert(*rows, counts=wrong)
         with pytest.raises(ValueError, match=r"counts must be \d+ int64 numbers, one per row"):
             convert(*rows, counts=count[1:])
     # a Dataset given its counts (as distort counts) stores the same rows, its range unmeasured
