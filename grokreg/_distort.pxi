@@ -332,7 +332,7 @@ def distort(const pixels[:, ::1] x not None, floating[:, ::1] out not None, uint
     # numbers; the padded image; a row of the sampling
     cdef double[:, ::1] scratch = np.empty(
         (n_threads, 4 * height * warp.stride + (height + 3) * (width + 3) + warp.stride))
-    cdef int thread
+    cdef int thread = 0  # set by each thread; initialised for the compiler
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):
