@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""What distortions cost: an epoch of 784-800-10 with each distortion against a plain epoch,
-and the distortion of MNIST's training images on its own, in one process.
+"""What distortions cost: a distorted epoch of 784-800-10 against a plain one.
+
+Each distortion's epoch against a plain epoch, and the distortion of MNIST's training images
+on its own, in one process.
 
 The network of ``grokreg reproduce distortions`` (784-800-10, softmax cross-entropy with
 biases, float32, batches of 100, momentum 0.9) trains on full MNIST's 60,000 training
