@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""NetworkClassifier() against MLPClassifier(), each with its defaults, on scikit-learn's
-bundled data sets: a user's own data, as a new user first tries it.
+"""NetworkClassifier() against MLPClassifier(), with their defaults, on bundled data sets.
+
+scikit-learn's bundled data sets stand for a user's own data, as a new user first tries it.
 
 5-fold cross_val_score (StratifiedKFold, the same folds for both) of each estimator on
 iris, wine, breast_cancer and digits, with a StandardScaler in front ("scaled") and on the
