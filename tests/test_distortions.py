@@ -108,6 +108,27 @@ def test_the_same_seed_gives_the_same_images_at_any_thread_count(images):
     assert np.array_equal(one[:50], distortion.apply(x[:50], seed=11))
 
 
+def test_a_fits_epochs_of_distorted_images_share_one_storage(images, monkeypatch):
+    """Nothing allocated per epoch: each epoch's data set takes over the previous one's rows
+    (the first two may allocate, the second with room to spare)."""
+    x, y = images
+    net = Network(16, seed=2, loss="softmax_cross_entropy", bias=True)
+    made = []
+    dataset = net._kernels.Dataset
+
+    def recorded(*args, **kwargs):  # the epochs' data sets (the others take no counts)
+        data = dataset(*args, **kwargs)
+        if "counts" in kwargs:
+            made.append((kwargs.get("reuse"), data))
+        return data
+
+    monkeypatch.setattr(net._kernels, "Dataset", recorded)
+    net.fit(x, y, epochs=5, alpha=0.05, batch_size=10, augment=DISTORTIONS["elastic"])
+    assert len(made) == 5 and made[0][0] is None
+    assert all(reuse is previous for (reuse, _), (_, previous) in zip(made[1:], made))
+    assert all(previous.taken for _, previous in made[2:-1]) and not made[-1][1].taken
+
+
 def test_fit_trains_on_the_images_the_kernels_distort_and_evaluates_on_the_originals(images):
     """The oracle: the same epoch trained on the images distorted by hand, with the key the
     network draws from its stream."""
