@@ -5,9 +5,11 @@ compiler supports it (GCC, MSVC, and clang with libomp); elsewhere (Apple's clan
 they are built without it and run those loops in the calling thread.
 
 Where GCC or clang targets x86-64, the kernels are built three times: grokreg._kernels for any
-x86-64 CPU (SSE2), grokreg._kernels_avx2 with -mavx2 and grokreg._kernels_avx512 with
-AVX-512 (F, VL, BW, DQ), which grokreg._dispatch loads on CPUs that have them. None uses fused
-multiply-add, so all compute the same bits.
+x86-64 CPU (SSE2), grokreg._kernels_avx2 with AVX2 and FMA, and grokreg._kernels_avx512 with
+AVX-512 (F, VL, BW, DQ) and FMA, which grokreg._dispatch loads on CPUs that have them. All
+compute the same bits: the matrix products' multiply-adds are fused everywhere (C's fma and
+fmaf, correctly rounded; FMA instructions in the vector builds, library calls in the SSE2
+one), and no other expression is left to the compiler to fuse.
 
 The kernels' repetitive variants (blocks of every width, each dtype) are written once in
 Tempita templates (``grokreg/*.pxi.tp``, as scikit-learn's ``.pyx.tp`` files), expanded here
@@ -59,9 +61,9 @@ int main(void) {
 #: the builds of the kernels for wider vectors than SSE2's: module name -> compiler flags
 AVX2_MODULE, AVX512_MODULE = "grokreg._kernels_avx2", "grokreg._kernels_avx512"
 VECTOR_BUILDS = {
-    AVX2_MODULE: ["-mavx2"],
+    AVX2_MODULE: ["-mavx2", "-mfma"],
     # 512-bit registers for the blocks of accumulators (GCC would otherwise keep to 256)
-    AVX512_MODULE: ["-mavx2", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
+    AVX512_MODULE: ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
                     "-mprefer-vector-width=512"],
 }
 
@@ -99,8 +101,9 @@ class BuildExt(build_ext):
         if self.compiler.compiler_type == "msvc":
             args = ["/O2", "/fp:precise"]
         else:
-            # -ffp-contract=off: no fused multiply-add, so every platform rounds the same way
-            # (aarch64 would otherwise fuse by default and drift from the book's tables).
+            # -ffp-contract=off: the compiler fuses no multiply and add of its own accord, which
+            # it would do where the target has FMA and not elsewhere (aarch64 by default): the
+            # kernels ask for a fused multiply-add by name where they want one.
             args = ["-O3", "-ffp-contract=off"]
             # GCC turns the row loops' fixed-width setting and storing of their accumulators
             # into memset/memcpy, expanded as rep stos/movs, whose start-up costs as much as a

@@ -1,8 +1,9 @@
 """Chooses the build of the compiled kernels that this CPU runs fastest.
 
 Wheels for x86-64 carry three builds of ``grokreg/_kernels.pyx``: ``_kernels`` for any x86-64
-CPU, ``_kernels_avx2`` for CPUs with AVX2 and ``_kernels_avx512`` for CPUs with AVX-512 (a
-compiler flag cannot be chosen at run time, so the choice is made here, once, at import). All
+CPU, ``_kernels_avx2`` for CPUs with AVX2 and FMA, and ``_kernels_avx512`` for CPUs with
+AVX-512 and FMA (a compiler flag cannot be chosen at run time, so the choice is made here,
+once, at import). All
 compute the same results, bit for bit; only the speed differs. ``GROKREG_KERNELS=baseline``
 (or ``avx2``) forces a build, to compare them or to rule one out while chasing a problem;
 ``GROKREG_KERNELS=avx512`` demands the widest.

@@ -92,7 +92,7 @@ cdef extern from *:
     static int grokreg_cpu_has_avx2(void) {
     #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") != 0;
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     #else
         return 0;
     #endif
@@ -100,7 +100,8 @@ cdef extern from *:
     static int grokreg_cpu_has_avx512(void) {
     #if defined(GROKREG_CPU_DISPATCH) && (defined(__GNUC__) || defined(__clang__))
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f")
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("avx512f")
             && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
             && __builtin_cpu_supports("avx512dq");
     #else

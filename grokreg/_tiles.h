@@ -4,9 +4,11 @@
  * weights loaded serves ROWS rows and every input read serves VECTORS vectors.
  *
  * The arithmetic is that of the sparse rows (grokreg/_rows.pxi), bit for bit: each
- * accumulator is one output summed in the order of t, a product then a sum (no fused
- * multiply-add), starting from the given start values or +0. Skipping a zero input there,
- * adding its +-0 product here: the same sum while the weights are finite.
+ * accumulator is one output summed in the order of t, each product added with one rounding
+ * (a fused multiply-add, IEEE 754's fusedMultiplyAdd, the same bits on every CPU and in
+ * every build: FMA instructions where the build has them, C's fma/fmaf elsewhere), starting
+ * from the given start values or +0. Skipping a zero input there, adding its +-0 product
+ * here: the same sum while the weights are finite.
  *
  *   grokreg_tile_sums:   out[r] = start + sum over s of a[r * a_r + t * a_t] * w[rows[t]]
  *   grokreg_tile_update: w[rows[r]] += alpha * (sum over s of inputs[r][t] * d[t])
@@ -20,8 +22,12 @@
 #ifndef GROKREG_TILES_H
 #define GROKREG_TILES_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__FMA__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #if defined(__AVX512F__)
 #define GROKREG_VECTOR_BYTES 64
@@ -55,8 +61,39 @@ typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias
 #define GROKREG_V_ZERO(V) ((V) {0})
 #define GROKREG_V_LOAD(V, p) (*(const V *) (p))
 #define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
-#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) ((acc) = (acc) + (x) * (w))
+/* acc + x * w rounded once, lane by lane: one FMA instruction where the build has it
+ * (AVX-512's 64-byte and FMA3's 32-byte vectors), C's fma elsewhere (the same bits, slower) */
+#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) GROKREG_FMA_##V(acc, x, w)
 #define GROKREG_V_ADD_SCALED(V, p, alpha, acc) (*(V *) (p) = *(V *) (p) + (alpha) * (acc))
+#define GROKREG_FMA_LANES(V, FMA, acc, x, w)                                                \
+    do {                                                                                    \
+        int lane_;                                                                          \
+        for (lane_ = 0; lane_ < (int) (sizeof(V) / sizeof((acc)[0])); lane_++)              \
+            (acc)[lane_] = FMA((x), (w)[lane_], (acc)[lane_]);                              \
+    } while (0)
+#if defined(__AVX512F__) && GROKREG_VECTOR_BYTES == 64
+#define GROKREG_FMA_grokreg_v32(acc, x, w) \
+    ((acc) = (grokreg_v32) _mm512_fmadd_ps(_mm512_set1_ps(x), (__m512) (w), (__m512) (acc)))
+#define GROKREG_FMA_grokreg_v64(acc, x, w) \
+    ((acc) = (grokreg_v64) _mm512_fmadd_pd(_mm512_set1_pd(x), (__m512d) (w), (__m512d) (acc)))
+#elif defined(__FMA__) && GROKREG_VECTOR_BYTES == 32
+#define GROKREG_FMA_grokreg_v32(acc, x, w) \
+    ((acc) = (grokreg_v32) _mm256_fmadd_ps(_mm256_set1_ps(x), (__m256) (w), (__m256) (acc)))
+#define GROKREG_FMA_grokreg_v64(acc, x, w) \
+    ((acc) = (grokreg_v64) _mm256_fmadd_pd(_mm256_set1_pd(x), (__m256d) (w), (__m256d) (acc)))
+#else
+#define GROKREG_FMA_grokreg_v32(acc, x, w) GROKREG_FMA_LANES(grokreg_v32, fmaf, acc, x, w)
+#define GROKREG_FMA_grokreg_v64(acc, x, w) GROKREG_FMA_LANES(grokreg_v64, fma, acc, x, w)
+#endif
+#if defined(__FMA__)
+#define GROKREG_FMA_grokreg_h32(acc, x, w) \
+    ((acc) = (grokreg_h32) _mm256_fmadd_ps(_mm256_set1_ps(x), (__m256) (w), (__m256) (acc)))
+#define GROKREG_FMA_grokreg_h64(acc, x, w) \
+    ((acc) = (grokreg_h64) _mm256_fmadd_pd(_mm256_set1_pd(x), (__m256d) (w), (__m256d) (acc)))
+#else
+#define GROKREG_FMA_grokreg_h32(acc, x, w) GROKREG_FMA_LANES(grokreg_h32, fmaf, acc, x, w)
+#define GROKREG_FMA_grokreg_h64(acc, x, w) GROKREG_FMA_LANES(grokreg_h64, fma, acc, x, w)
+#endif
 #else
 #define GROKREG_INLINE static __inline
 #define GROKREG_UNROLL
@@ -72,11 +109,13 @@ typedef struct { double v[4]; } grokreg_h64;
 #define GROKREG_V_STORE(V, p, x) grokreg_store_##V(p, x)
 #define GROKREG_V_ADD_PRODUCT(V, acc, x, w) grokreg_add_product_##V(&(acc), x, w)
 #define GROKREG_V_ADD_SCALED(V, p, alpha, acc) grokreg_add_scaled_##V(p, alpha, acc)
+#define GROKREG_FMA_float fmaf
+#define GROKREG_FMA_double fma
 #define GROKREG_PLAIN_VECTOR(V, T) \
     GROKREG_INLINE V grokreg_zero_##V(void) { V z; int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) z.v[i] = 0; return z; } \
     GROKREG_INLINE V grokreg_load_##V(const T *p) { V z; int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) z.v[i] = p[i]; return z; } \
     GROKREG_INLINE void grokreg_store_##V(T *p, V x) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = x.v[i]; } \
-    GROKREG_INLINE void grokreg_add_product_##V(V *acc, T x, V w) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) acc->v[i] = acc->v[i] + x * w.v[i]; } \
+    GROKREG_INLINE void grokreg_add_product_##V(V *acc, T x, V w) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) acc->v[i] = GROKREG_FMA_##T(x, w.v[i], acc->v[i]); } \
     GROKREG_INLINE void grokreg_add_scaled_##V(T *p, T alpha, V acc) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = p[i] + alpha * acc.v[i]; }
 GROKREG_PLAIN_VECTOR(grokreg_v32, float)
 GROKREG_PLAIN_VECTOR(grokreg_v64, double)

@@ -4,6 +4,9 @@ Loss per example: half the squared error, 0.5 * sum((target - output)**2) ("mse"
 cross-entropy of softmax(output) ("softmax_cross_entropy"); a mini-batch averages it.
 Updates: parameter -= alpha * gradient.
 """
+import math
+import sys
+
 import numpy as np
 
 
@@ -138,3 +141,45 @@ def weighted_gradients(x, labels, w01, w12, mask, scale, b1, b2, loss, share):
     gate = (z > 0) * (1.0 if mask is None else mask * scale)
     delta_1 = (delta_2 @ w12.T) * gate
     return -(x.T @ delta_1), -delta_1.sum(axis=0), -(h.T @ delta_2), -delta_2.sum(axis=0)
+
+
+def _scalar_fma():
+    """a * b + c in float64 rounded once: math.fma (Python 3.13), else the C library's fma."""
+    if hasattr(math, "fma"):
+        return math.fma
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.CDLL("ucrtbase" if sys.platform == "win32" else ctypes.util.find_library("m"))
+    fma = library.fma
+    fma.restype, fma.argtypes = ctypes.c_double, [ctypes.c_double] * 3
+    return fma
+
+
+_FMA64 = np.frompyfunc(_scalar_fma(), 3, 1)
+
+
+def fused_multiply_add(a, b, c):
+    """a * b + c rounded once (IEEE 754's fusedMultiplyAdd), element-wise, in c's dtype: each
+    term of the kernels' matrix products (sparse rows and dense tiles alike).
+
+    float32 through float64, exactly: the product of two float32 is exact in float64 (48 of
+    53 bits), and the sum rounded to odd (the nearest float64, stepped towards the exact sum
+    by its TwoSum error where it came out even and inexact) rounds to the correct float32
+    (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms
+    using rounding to odd", IEEE Trans. Computers 57(4), 2008: 53 >= 2 * 24 + 2). float64
+    through the C library's fma, one element at a time (slow; the tests' arrays are small).
+    """
+    c = np.asarray(c)
+    if c.dtype == np.float64:
+        return _FMA64(a, b, c).astype(np.float64)
+    assert c.dtype == np.float32, c.dtype
+    product = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    addend = c.astype(np.float64)
+    total = product + addend
+    virtual = total - product  # TwoSum: product + addend == total + error exactly
+    error = (product - (total - virtual)) + (addend - virtual)
+    even = (total.view(np.int64) & 1) == 0
+    towards = np.where(error > 0, np.inf, -np.inf)
+    total = np.where((error != 0) & even, np.nextafter(total, towards), total)
+    return total.astype(np.float32)

@@ -4,12 +4,14 @@ import os
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import grokreg
 import numpy_model as model
+from numpy_model import fused_multiply_add as fma
 from grokreg._dispatch import kernels as _kernels  # the build this CPU runs (see test_dispatch)
 from grokreg.network import padded_width
 
@@ -206,19 +208,32 @@ def test_forward_matches_numpy(sparse_data, dtype, layout):
                                rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
+def test_the_reference_fused_multiply_add_rounds_once():
+    """The models' fma, checked where rounding twice would go wrong: (1 + 2**-12)**2 is
+    halfway between two float32 and the addend 2**-60 tips it up, a tip float64 loses."""
+    a, tip = np.float32(1 + 2**-12), np.float32(2**-60)
+    for sign in (1, -1):
+        found = fma(np.array([a]), np.array([sign * a]), np.array([sign * tip]))
+        assert found[0] == np.float32(sign * (1 + 2**-11 + 2**-23))
+        assert np.float32(np.float64(a) * (sign * a) + sign * tip) != found[0]
+    exact = fma(np.array([0.1, 3.0]), np.array([0.7, 1 / 3]), np.array([-0.07, -1.0]))
+    assert exact[0] == float(Fraction(0.1) * Fraction(0.7) + Fraction(-0.07))
+    assert exact[1] == float(Fraction(3.0) * Fraction(1 / 3) - 1)
+
+
 @pytest.mark.parametrize("layout", ["sparse", "dense"])
 def test_skipping_zeros_is_bit_identical_to_the_dense_sums(sparse_data, layout):
-    """Layers equal dense sums taken in index order, zeros included, to the last bit: the
-    sparse rows skip the zeros, the dense tiles add them."""
+    """Layers equal dense sums taken in index order, zeros included, a fused multiply-add a
+    term, to the last bit: the sparse rows skip the zeros, the dense tiles add them."""
     x, _ = sparse_data
     w01, w12 = random_weights(30, 37, 4)  # 37 = 16 + 16 + 4 + 1: every block width but 8 and 2
     hidden = np.zeros((len(x), 37))
     for k in range(x.shape[1]):  # every input, zeros included, in order
-        hidden += x[:, k:k + 1] * w01[k]
+        hidden = fma(x[:, k:k + 1], w01[k], hidden)
     hidden = np.maximum(hidden, 0)
     out = np.zeros((len(x), 4))
     for j in range(37):
-        out += hidden[:, j:j + 1] * w12[j]
+        out = fma(hidden[:, j:j + 1], w12[j], out)
     assert np.array_equal(outputs_of(x, w01, w12, layout=layout), out)
     assert np.array_equal(outputs_of(np.zeros((2, 30)), w01, w12, layout=layout), np.zeros((2, 4)))
 
@@ -275,22 +290,22 @@ def test_default_epoch_matches_numpy(sparse_data, dtype, batch_size, keep, loss,
 
 def sgd_in_kernel_order(x, labels, w01, w12, alpha):
     """Per-example steps (default mode, squared error, no dropout or biases) with every sum
-    taken in the kernels' order, one product and one sum at a time: the same bits as the
-    kernels, whatever order they visit rows and columns in."""
+    taken in the kernels' order, one fused multiply-add at a time (the updates a product and
+    then a sum): the same bits as the kernels, whatever order they visit rows and columns in."""
     alpha = w01.dtype.type(alpha)
     for example, label in zip(x, labels):
         inputs = np.flatnonzero(example)
         z = np.zeros(w01.shape[1], w01.dtype)
         for i in inputs:
-            z = z + example[i] * w01[i]
+            z = fma(example[i], w01[i], z)
         h = np.where(z > 0, z, 0).astype(w01.dtype)
         out = np.zeros(w12.shape[1], w01.dtype)
         for j in np.flatnonzero(h):
-            out = out + h[j] * w12[j]
+            out = fma(h[j], w12[j], out)
         delta_2 = (np.arange(w12.shape[1]) == label).astype(w01.dtype) - out
         delta_1 = np.zeros(w01.shape[1], w01.dtype)
         for c in range(w12.shape[1]):
-            delta_1 = delta_1 + delta_2[c] * w12[:, c]
+            delta_1 = fma(delta_2[c], w12[:, c], delta_1)
         delta_1 = delta_1 * (z > 0).astype(w01.dtype)
         for j in np.flatnonzero(h):
             w12[j] = w12[j] + alpha * (h[j] * delta_2)
@@ -321,7 +336,8 @@ def test_per_example_steps_are_bit_identical_to_sums_in_order(dtype, n_hidden, l
 def batch_in_kernel_order(x, labels, w01, w12, alpha):
     """One default-mode mini-batch (squared error, no dropout or biases) with every sum taken
     in the kernels' order: the first layer's sums in its two runs of inputs, split where the
-    batch's entries are halved (split_inputs), each weight's gradient in example order."""
+    batch's entries are halved (split_inputs), each weight's gradient in example order, every
+    term a fused multiply-add."""
     dt = w01.dtype.type
     counts = np.count_nonzero(x, axis=0)
     starts = np.concatenate([[0], np.cumsum(counts)])
@@ -335,17 +351,17 @@ def batch_in_kernel_order(x, labels, w01, w12, alpha):
             z = np.zeros(w01.shape[1], w01.dtype)
             for k in run:
                 if example[k] != 0:
-                    z = z + example[k] * w01[k]
+                    z = fma(example[k], w01[k], z)
             sums.append(z)
         z = sums[0] + sums[1]
         layer = np.where(z > 0, z, 0).astype(w01.dtype)
         out = np.zeros(w12.shape[1], w01.dtype)
         for j in np.flatnonzero(layer):
-            out = out + layer[j] * w12[j]
+            out = fma(layer[j], w12[j], out)
         d2 = (((np.arange(w12.shape[1]) == label).astype(w01.dtype) - out) / dt(size))
         d1 = np.zeros(w01.shape[1], w01.dtype)
         for c in range(w12.shape[1]):
-            d1 = d1 + d2[c] * w12[:, c]
+            d1 = fma(d2[c], w12[:, c], d1)
         h.append(layer), delta_2.append(d2), delta_1.append(d1 * (z > 0).astype(w01.dtype))
     halves = [range(0, size // 2), range(size // 2, size)]
     grad_halves = []
@@ -355,14 +371,14 @@ def batch_in_kernel_order(x, labels, w01, w12, alpha):
             acc = np.zeros(w12.shape[1], w01.dtype)
             for b in half:
                 if h[b][j] != 0:
-                    acc = acc + h[b][j] * delta_2[b]
+                    acc = fma(h[b][j], delta_2[b], acc)
             g[j] = acc
         grad_halves.append(g)
     for k in range(x.shape[1]):
         acc = np.zeros(w01.shape[1], w01.dtype)
         for b in range(size):
             if x[b, k] != 0:
-                acc = acc + x[b, k] * delta_1[b]
+                acc = fma(x[b, k], delta_1[b], acc)
         w01[k] = w01[k] + dt(alpha) * acc
     w12 += dt(alpha) * (grad_halves[0] + grad_halves[1])
 
@@ -372,7 +388,7 @@ def batch_in_kernel_order(x, labels, w01, w12, alpha):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_a_mini_batch_is_bit_identical_to_sums_in_its_order(dtype, layout, n_threads):
     """The batch's sums in their documented order (runs of inputs, halves of the batch,
-    examples in order), one product and one sum at a time: the kernels' bits exactly, the
+    examples in order), one fused multiply-add at a time: the kernels' bits exactly, the
     sparse rows skipping the zeros, the dense tiles adding them."""
     rng = np.random.default_rng(17)
     x = (rng.random((24, 40)) * (rng.random((24, 40)) < 0.6)).astype(dtype)
