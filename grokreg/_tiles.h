@@ -11,7 +11,8 @@
  * here: the same sum while the weights are finite.
  *
  *   grokreg_tile_sums:   out[r] = start + sum over s of a[r * a_r + t * a_t] * w[rows[t]]
- *   grokreg_tile_update: w[rows[r]] += alpha * (sum over s of inputs[r][t] * d[t])
+ *   grokreg_tile_update: w[rows[r]] += alpha * (sum over s of inputs[r][t] * d[t]),
+ *                        the update itself a fused multiply-add too
  *
  * with t = steps[s] for s < count: the steps of the shared dimension where the tile has a
  * non-zero input, in order (each a row of VECTORS vectors from the tile's first column; w, d
@@ -25,9 +26,6 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
-#if defined(__FMA__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #if defined(__AVX512F__)
 #define GROKREG_VECTOR_BYTES 64
@@ -61,39 +59,38 @@ typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias
 #define GROKREG_V_ZERO(V) ((V) {0})
 #define GROKREG_V_LOAD(V, p) (*(const V *) (p))
 #define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
-/* acc + x * w rounded once, lane by lane: one FMA instruction where the build has it
- * (AVX-512's 64-byte and FMA3's 32-byte vectors), C's fma elsewhere (the same bits, slower) */
-#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) GROKREG_FMA_##V(acc, x, w)
+/* acc + x * w rounded once (a fused multiply-add), x broadcast; likewise a row's update,
+ * w + alpha * acc. Where the target has FMA
+ * instructions it is written as a product and a sum, which the compiler fuses: the tile bodies
+ * are compiled with contraction on (GROKREG_CONTRACT below; the rest of grokreg with it off),
+ * so that x is read from memory by the FMA itself and the tile stays in registers (with FMA
+ * intrinsics GCC 12 spilled the accumulators to the stack at every step, 2.5x slower).
+ * Elsewhere C's fma, lane by lane (the same bits, slower). The tests check these bits against
+ * an exact fused multiply-add and against the portable build. */
+#if defined(__FMA__) || defined(__AVX512F__) || defined(__ARM_FEATURE_FMA)
+#define GROKREG_CONTRACT 1
+#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) ((acc) = (acc) + (x) * (w))
 #define GROKREG_V_ADD_SCALED(V, p, alpha, acc) (*(V *) (p) = *(V *) (p) + (alpha) * (acc))
+#else
+#define GROKREG_CONTRACT 0
+#define GROKREG_V_ADD_PRODUCT(V, acc, x, w) GROKREG_FMA_LANES_##V(acc, x, w)
+#define GROKREG_V_ADD_SCALED(V, p, alpha, acc)                                              \
+    do {                                                                                    \
+        V scaled_ = GROKREG_V_LOAD(V, p);                                                   \
+        GROKREG_FMA_LANES_##V(scaled_, alpha, acc);                                         \
+        GROKREG_V_STORE(V, p, scaled_);                                                     \
+    } while (0)
+#endif
 #define GROKREG_FMA_LANES(V, FMA, acc, x, w)                                                \
     do {                                                                                    \
         int lane_;                                                                          \
         for (lane_ = 0; lane_ < (int) (sizeof(V) / sizeof((acc)[0])); lane_++)              \
             (acc)[lane_] = FMA((x), (w)[lane_], (acc)[lane_]);                              \
     } while (0)
-#if defined(__AVX512F__) && GROKREG_VECTOR_BYTES == 64
-#define GROKREG_FMA_grokreg_v32(acc, x, w) \
-    ((acc) = (grokreg_v32) _mm512_fmadd_ps(_mm512_set1_ps(x), (__m512) (w), (__m512) (acc)))
-#define GROKREG_FMA_grokreg_v64(acc, x, w) \
-    ((acc) = (grokreg_v64) _mm512_fmadd_pd(_mm512_set1_pd(x), (__m512d) (w), (__m512d) (acc)))
-#elif defined(__FMA__) && GROKREG_VECTOR_BYTES == 32
-#define GROKREG_FMA_grokreg_v32(acc, x, w) \
-    ((acc) = (grokreg_v32) _mm256_fmadd_ps(_mm256_set1_ps(x), (__m256) (w), (__m256) (acc)))
-#define GROKREG_FMA_grokreg_v64(acc, x, w) \
-    ((acc) = (grokreg_v64) _mm256_fmadd_pd(_mm256_set1_pd(x), (__m256d) (w), (__m256d) (acc)))
-#else
-#define GROKREG_FMA_grokreg_v32(acc, x, w) GROKREG_FMA_LANES(grokreg_v32, fmaf, acc, x, w)
-#define GROKREG_FMA_grokreg_v64(acc, x, w) GROKREG_FMA_LANES(grokreg_v64, fma, acc, x, w)
-#endif
-#if defined(__FMA__)
-#define GROKREG_FMA_grokreg_h32(acc, x, w) \
-    ((acc) = (grokreg_h32) _mm256_fmadd_ps(_mm256_set1_ps(x), (__m256) (w), (__m256) (acc)))
-#define GROKREG_FMA_grokreg_h64(acc, x, w) \
-    ((acc) = (grokreg_h64) _mm256_fmadd_pd(_mm256_set1_pd(x), (__m256d) (w), (__m256d) (acc)))
-#else
-#define GROKREG_FMA_grokreg_h32(acc, x, w) GROKREG_FMA_LANES(grokreg_h32, fmaf, acc, x, w)
-#define GROKREG_FMA_grokreg_h64(acc, x, w) GROKREG_FMA_LANES(grokreg_h64, fma, acc, x, w)
-#endif
+#define GROKREG_FMA_LANES_grokreg_v32(acc, x, w) GROKREG_FMA_LANES(grokreg_v32, fmaf, acc, x, w)
+#define GROKREG_FMA_LANES_grokreg_v64(acc, x, w) GROKREG_FMA_LANES(grokreg_v64, fma, acc, x, w)
+#define GROKREG_FMA_LANES_grokreg_h32(acc, x, w) GROKREG_FMA_LANES(grokreg_h32, fmaf, acc, x, w)
+#define GROKREG_FMA_LANES_grokreg_h64(acc, x, w) GROKREG_FMA_LANES(grokreg_h64, fma, acc, x, w)
 #else
 #define GROKREG_INLINE static __inline
 #define GROKREG_UNROLL
@@ -116,11 +113,18 @@ typedef struct { double v[4]; } grokreg_h64;
     GROKREG_INLINE V grokreg_load_##V(const T *p) { V z; int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) z.v[i] = p[i]; return z; } \
     GROKREG_INLINE void grokreg_store_##V(T *p, V x) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = x.v[i]; } \
     GROKREG_INLINE void grokreg_add_product_##V(V *acc, T x, V w) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) acc->v[i] = GROKREG_FMA_##T(x, w.v[i], acc->v[i]); } \
-    GROKREG_INLINE void grokreg_add_scaled_##V(T *p, T alpha, V acc) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = p[i] + alpha * acc.v[i]; }
+    GROKREG_INLINE void grokreg_add_scaled_##V(T *p, T alpha, V acc) { int i; for (i = 0; i < GROKREG_LANES_OF(V); i++) p[i] = GROKREG_FMA_##T(alpha, acc.v[i], p[i]); }
 GROKREG_PLAIN_VECTOR(grokreg_v32, float)
 GROKREG_PLAIN_VECTOR(grokreg_v64, double)
 GROKREG_PLAIN_VECTOR(grokreg_h32, float)
 GROKREG_PLAIN_VECTOR(grokreg_h64, double)
+#endif
+
+#if GROKREG_CONTRACT && defined(__clang__)
+#pragma clang fp contract(fast)
+#elif GROKREG_CONTRACT
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 /* The bodies, for a tile of MR rows and NV vectors known where they are inlined. */
@@ -270,5 +274,11 @@ static void grokreg_tile_update_half_##SUFFIX(                                  
         grokreg_update_body_h64(MR, 1, inputs, d, ldd, steps, count, alpha, w, ldw, rows)
 GROKREG_HALF_FUNCTIONS(float, f32)
 GROKREG_HALF_FUNCTIONS(double, f64)
+
+#if GROKREG_CONTRACT && defined(__clang__)
+#pragma clang fp contract(off)
+#elif GROKREG_CONTRACT
+#pragma GCC pop_options
+#endif
 
 #endif

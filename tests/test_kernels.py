@@ -379,7 +379,7 @@ def batch_in_kernel_order(x, labels, w01, w12, alpha):
         for b in range(size):
             if x[b, k] != 0:
                 acc = fma(x[b, k], delta_1[b], acc)
-        w01[k] = w01[k] + dt(alpha) * acc
+        w01[k] = fma(dt(alpha), acc, w01[k])
     w12 += dt(alpha) * (grad_halves[0] + grad_halves[1])
 
 
