@@ -60,13 +60,13 @@ typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias
 #define GROKREG_V_LOAD(V, p) (*(const V *) (p))
 #define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
 /* acc + x * w rounded once (a fused multiply-add), x broadcast; likewise a row's update,
- * w + alpha * acc. Where the target has FMA
- * instructions it is written as a product and a sum, which the compiler fuses: the tile bodies
- * are compiled with contraction on (GROKREG_CONTRACT below; the rest of grokreg with it off),
- * so that x is read from memory by the FMA itself and the tile stays in registers (with FMA
- * intrinsics GCC 12 spilled the accumulators to the stack at every step, 2.5x slower).
- * Elsewhere C's fma, lane by lane (the same bits, slower). The tests check these bits against
- * an exact fused multiply-add and against the portable build. */
+ * w + alpha * acc. Where the target has FMA instructions both are written as a product and a
+ * sum, which the compiler fuses: the tile bodies are compiled with contraction on
+ * (GROKREG_CONTRACT, below; the rest of grokreg with it off), so that each FMA reads x from
+ * memory by broadcast and the tile stays in registers (with FMA intrinsics GCC 12 spilled the
+ * accumulators to the stack at every step, 2.5x slower). Elsewhere C's fma, lane by lane: the
+ * same bits, slower. The tests check these bits against an exact fused multiply-add and
+ * against the portable build. */
 #if defined(__FMA__) || defined(__AVX512F__) || defined(__ARM_FEATURE_FMA)
 #define GROKREG_CONTRACT 1
 #define GROKREG_V_ADD_PRODUCT(V, acc, x, w) ((acc) = (acc) + (x) * (w))
@@ -94,6 +94,7 @@ typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias
 #else
 #define GROKREG_INLINE static __inline
 #define GROKREG_UNROLL
+#define GROKREG_CONTRACT 0
 #define GROKREG_LANES32 (GROKREG_VECTOR_BYTES / 4)
 #define GROKREG_LANES64 (GROKREG_VECTOR_BYTES / 8)
 typedef struct { float v[GROKREG_LANES32]; } grokreg_v32;
