@@ -55,9 +55,10 @@ MAX_TEXT = 1 << 16  # the JSON members are a few kB; refuse anything far larger
 MAX_PARAMETERS = 1 << 28
 # what zipfile, zlib and numpy's .npy reader raise on damaged bytes; caught only around
 # reading, so that a bug elsewhere is not reported as a damaged file (zipfile raises
-# RuntimeError when a flipped bit marks a member as encrypted)
+# RuntimeError when a flipped bit marks a member as encrypted, UnicodeDecodeError when one
+# damages the bytes of a member's name)
 UNREADABLE = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, OSError, RuntimeError,
-              NotImplementedError)
+              NotImplementedError, UnicodeDecodeError)
 
 
 def _jsonable(value):
