@@ -211,11 +211,13 @@ def test_forward_matches_numpy(sparse_data, dtype, layout):
 def test_the_reference_fused_multiply_add_rounds_once():
     """The models' fma, checked where rounding twice would go wrong: (1 + 2**-12)**2 is
     halfway between two float32 and the addend 2**-60 tips it up, a tip float64 loses."""
-    a, tip = np.float32(1 + 2**-12), np.float32(2**-60)
+    a, tip = 1 + 2**-12, 2**-60  # exact in float32
     for sign in (1, -1):
-        found = fma(np.array([a]), np.array([sign * a]), np.array([sign * tip]))
+        found = fma(np.array([a], np.float32), np.array([sign * a], np.float32),
+                    np.array([sign * tip], np.float32))
+        assert found.dtype == np.float32
         assert found[0] == np.float32(sign * (1 + 2**-11 + 2**-23))
-        assert np.float32(np.float64(a) * (sign * a) + sign * tip) != found[0]
+        assert np.float32(a * (sign * a) + sign * tip) != found[0]  # rounded twice
     exact = fma(np.array([0.1, 3.0]), np.array([0.7, 1 / 3]), np.array([-0.07, -1.0]))
     assert exact[0] == float(Fraction(0.1) * Fraction(0.7) + Fraction(-0.07))
     assert exact[1] == float(Fraction(3.0) * Fraction(1 / 3) - 1)
