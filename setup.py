@@ -7,9 +7,9 @@ they are built without it and run those loops in the calling thread.
 Where GCC or clang targets x86-64, the kernels are built three times: grokreg._kernels for any
 x86-64 CPU (SSE2), grokreg._kernels_avx2 with AVX2 and FMA, and grokreg._kernels_avx512 with
 AVX-512 (F, VL, BW, DQ) and FMA, which grokreg._dispatch loads on CPUs that have them. All
-compute the same bits: the matrix products' multiply-adds are fused everywhere (C's fma and
-fmaf, correctly rounded; FMA instructions in the vector builds, library calls in the SSE2
-one), and no other expression is left to the compiler to fuse.
+compute the same bits: the matrix products' multiply-adds are fused everywhere, and they alone
+(C's fma and fmaf, correctly rounded: FMA instructions in the vector builds, library calls in
+the SSE2 one; in grokreg/_tiles.h the compiler fuses them where the build has FMA).
 
 The kernels' repetitive variants (blocks of every width, each dtype) are written once in
 Tempita templates (``grokreg/*.pxi.tp``, as scikit-learn's ``.pyx.tp`` files), expanded here
@@ -103,7 +103,8 @@ class BuildExt(build_ext):
         else:
             # -ffp-contract=off: the compiler fuses no multiply and add of its own accord, which
             # it would do where the target has FMA and not elsewhere (aarch64 by default): the
-            # kernels ask for a fused multiply-add by name where they want one.
+            # kernels ask for fused multiply-adds where they want them (fma by name, or
+            # contraction switched on for the dense tiles alone, in builds with FMA).
             args = ["-O3", "-ffp-contract=off"]
             # GCC turns the row loops' fixed-width setting and storing of their accumulators
             # into memset/memcpy, expanded as rep stos/movs, whose start-up costs as much as a
