@@ -31,6 +31,25 @@ cdef extern from "_tiles.h":
         const int32_t *rows) noexcept nogil
 
 
+    # a batch's rows side by side: packed[k * ld + b] = values[examples[b] * n_inputs + k]
+    void pack_rows_f32 "grokreg_pack_rows_f32"(
+        const float *values, const int64_t *examples, Py_ssize_t n, Py_ssize_t n_inputs,
+        Py_ssize_t low, Py_ssize_t high, float *packed, Py_ssize_t ld) noexcept nogil
+    void pack_rows_f64 "grokreg_pack_rows_f64"(
+        const double *values, const int64_t *examples, Py_ssize_t n, Py_ssize_t n_inputs,
+        Py_ssize_t low, Py_ssize_t high, double *packed, Py_ssize_t ld) noexcept nogil
+
+    # a row's last 32 bytes of columns for ev vectors of examples, vectors over the examples
+    void block_sums_f32 "grokreg_block_sums_f32"(
+        int ev, const float *a, Py_ssize_t a_t, const float *w, Py_ssize_t ldw,
+        const int32_t *rows, const int32_t *steps, Py_ssize_t count, const float *start,
+        float *out, Py_ssize_t ldo) noexcept nogil
+    void block_sums_f64 "grokreg_block_sums_f64"(
+        int ev, const double *a, Py_ssize_t a_t, const double *w, Py_ssize_t ldw,
+        const int32_t *rows, const int32_t *steps, Py_ssize_t count, const double *start,
+        double *out, Py_ssize_t ldo) noexcept nogil
+    const int BLOCK_VECTORS "GROKREG_BLOCK_MAX_VECTORS"
+
     # the same, one 32-byte block wide: a row's last columns past its whole 64-byte vectors
     void tile_sums_half_f32 "grokreg_tile_sums_half_f32"(
         int mr, int nv, const float *a, Py_ssize_t a_r, Py_ssize_t a_t, const float *w,
@@ -140,6 +159,13 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
     cdef const uint8_t *pixel_rows[16]
     cdef floating *column
     cdef int32_t *tile_steps
+    if values != NULL:  # transposed in registers
+        if floating is float:
+            pack_rows_f32(values, batch + first, last - first, n_inputs, low, high,
+                          packed + first, ld)
+        else:
+            pack_rows_f64(values, batch + first, last - first, n_inputs, low, high,
+                          packed + first, ld)
     b = first
     while b < last:
         mr = min(TILE_ROWS, last - b)
@@ -148,23 +174,17 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
                 rows[r] = values + batch[b + r] * n_inputs
             else:
                 pixel_rows[r] = pixels + batch[b + r] * n_inputs
-        # the tile's rows down the columns: its examples side by side (a whole tile's rows
-        # a constant number, so that the loop over them unrolls without a test per row)
-        for k in range(low, high):
-            column = packed + k * ld + b
-            if values != NULL:
+        # pixels: the tile's rows down the columns, looked up (a whole tile's rows a constant
+        # number, so that the loop over them unrolls without a test per row)
+        if values == NULL:
+            for k in range(low, high):
+                column = packed + k * ld + b
                 if mr == TILE_ROWS:
                     for r in range(TILE_ROWS):
-                        column[r] = rows[r][k]
+                        column[r] = table[pixel_rows[r][k]]
                 else:
                     for r in range(mr):
-                        column[r] = rows[r][k]
-            elif mr == TILE_ROWS:
-                for r in range(TILE_ROWS):
-                    column[r] = table[pixel_rows[r][k]]
-            else:
-                for r in range(mr):
-                    column[r] = table[pixel_rows[r][k]]
+                        column[r] = table[pixel_rows[r][k]]
         for k in range(low, high):
             tally[k] = 0
         if mask != NULL:  # the factors applied, and the survivors counted where they are
@@ -195,23 +215,40 @@ cdef void pack_inputs(const floating *values, const uint8_t *pixels, const float
 
 cdef void dense_sums(const floating *packed, Py_ssize_t ld, const int32_t *steps,
                      Py_ssize_t stride, const Py_ssize_t *step_counts,
-                     const int32_t *inputs, Py_ssize_t part, Py_ssize_t first,
-                     Py_ssize_t last, const floating *weights, Py_ssize_t width,
-                     const floating *start, floating *out, Py_ssize_t ldo) noexcept nogil:
+                     const int32_t *inputs, Py_ssize_t low, Py_ssize_t high, Py_ssize_t part,
+                     Py_ssize_t first, Py_ssize_t last, const floating *weights,
+                     Py_ssize_t width, const floating *start, floating *out,
+                     Py_ssize_t ldo) noexcept nogil:
     """out[b] = start + sum over inputs k of packed[k * ld + b] * weights[k] for the examples b
     in first..last - 1 of a packed part (start 0 if NULL; out's rows ldo apart), each sum in
     input order: sum_rows of each example's inputs, a tile of TILE_ROWS examples at a time,
     over the inputs where one of them is non-zero (pack_inputs' steps, rows stride apart;
-    inputs: 0 .. n_inputs - 1, the weights rows of the steps).
+    inputs: 0 .. n_inputs - 1, the weights rows of the steps; the steps are of inputs
+    low..high - 1).
 
     width (weights' columns) is whole vectors. A panel of columns at a time (its weights stay
-    in L2 while every tile of examples reads them: 784 x 800 float32 weights do not).
+    in L2 while every tile of examples reads them: 784 x 800 float32 weights do not). A
+    row's last 32 bytes past its whole 64-byte vectors go by blocks of examples (block_sums,
+    over every input of low..high - 1: the added products of zero inputs are +-0), the
+    examples past the last whole vector of them by tiles.
     """
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j = 0, b, mr, nv, columns, slot
+    cdef Py_ssize_t ev
     nv = 0
     while j < width:
         columns = tile_columns(width - j, lanes, &nv)
         b = first
+        while nv == 0 and last - b >= lanes:
+            ev = min(BLOCK_VECTORS, (last - b) // lanes, 32 // lanes)
+            if floating is float:
+                block_sums_f32(ev, packed + b, ld, weights + j, width, inputs, inputs + low,
+                               high - low, start + j if start != NULL else NULL,
+                               out + b * ldo + j, ldo)
+            else:
+                block_sums_f64(ev, packed + b, ld, weights + j, width, inputs, inputs + low,
+                               high - low, start + j if start != NULL else NULL,
+                               out + b * ldo + j, ldo)
+            b += ev * lanes
         while b < last:
             mr = min(TILE_ROWS, last - b)
             slot = tile_slot(part, b)

@@ -59,6 +59,7 @@ typedef double grokreg_h64 __attribute__((vector_size(32), aligned(8), may_alias
 #define GROKREG_V_ZERO(V) ((V) {0})
 #define GROKREG_V_LOAD(V, p) (*(const V *) (p))
 #define GROKREG_V_STORE(V, p, x) (*(V *) (p) = (x))
+#define GROKREG_V_LANE(x, i) ((x)[i])
 /* acc + x * w rounded once (a fused multiply-add), x broadcast; likewise a row's update,
  * w + alpha * acc. Where the target has FMA instructions both are written as a product and a
  * sum, which the compiler fuses: the tile bodies are compiled with contraction on
@@ -105,6 +106,7 @@ typedef struct { double v[4]; } grokreg_h64;
 #define GROKREG_V_ZERO(V) grokreg_zero_##V()
 #define GROKREG_V_LOAD(V, p) grokreg_load_##V(p)
 #define GROKREG_V_STORE(V, p, x) grokreg_store_##V(p, x)
+#define GROKREG_V_LANE(x, i) ((x).v[i])
 #define GROKREG_V_ADD_PRODUCT(V, acc, x, w) grokreg_add_product_##V(&(acc), x, w)
 #define GROKREG_V_ADD_SCALED(V, p, alpha, acc) grokreg_add_scaled_##V(p, alpha, acc)
 #define GROKREG_FMA_float fmaf
@@ -119,6 +121,81 @@ GROKREG_PLAIN_VECTOR(grokreg_v32, float)
 GROKREG_PLAIN_VECTOR(grokreg_v64, double)
 GROKREG_PLAIN_VECTOR(grokreg_h32, float)
 GROKREG_PLAIN_VECTOR(grokreg_h64, double)
+#endif
+
+/* Packing (grokreg/_dense.pxi): a batch's rows side by side, packed[k * ld + b] =
+ * values[examples[b] * n_inputs + k] for b < n, k in low..high - 1. Blocks of eight inputs
+ * of eight examples are transposed in registers (unpack, shuffle and swap halves, as
+ * _MM_TRANSPOSE8_PS does), a block of inputs across all the examples at a time, so that
+ * each line of packed is written whole while the examples' lines stay in L1; plain copies
+ * where the compiler has no vector shuffles, and for the last inputs and examples. Only
+ * moves values: the same bits. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define GROKREG_SHUFFLE8(M, a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+    __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#elif defined(__GNUC__)
+#define GROKREG_SHUFFLE8(M, a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+    __builtin_shuffle(a, b, (M) {i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
+#ifdef GROKREG_SHUFFLE8
+typedef float grokreg_f8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t grokreg_f8_mask __attribute__((vector_size(32)));
+typedef double grokreg_d8 __attribute__((vector_size(64), aligned(8), may_alias));
+typedef int64_t grokreg_d8_mask __attribute__((vector_size(64)));
+#define GROKREG_TRANSPOSE8(V, M, in, out)                                                   \
+    do {                                                                                    \
+        V t_[8], u_[8];                                                                     \
+        int i_;                                                                             \
+        GROKREG_UNROLL for (i_ = 0; i_ < 8; i_ += 2) { /* pairs of rows interleaved */      \
+            t_[i_] = GROKREG_SHUFFLE8(M, in[i_], in[i_ + 1], 0, 8, 1, 9, 4, 12, 5, 13);     \
+            t_[i_ + 1] = GROKREG_SHUFFLE8(M, in[i_], in[i_ + 1], 2, 10, 3, 11, 6, 14, 7, 15); \
+        }                                                                                   \
+        GROKREG_UNROLL for (i_ = 0; i_ < 8; i_ += 4) { /* pairs of pairs */                 \
+            u_[i_] = GROKREG_SHUFFLE8(M, t_[i_], t_[i_ + 2], 0, 1, 8, 9, 4, 5, 12, 13);     \
+            u_[i_ + 1] = GROKREG_SHUFFLE8(M, t_[i_], t_[i_ + 2], 2, 3, 10, 11, 6, 7, 14, 15); \
+            u_[i_ + 2] = GROKREG_SHUFFLE8(M, t_[i_ + 1], t_[i_ + 3], 0, 1, 8, 9, 4, 5, 12, 13); \
+            u_[i_ + 3] = GROKREG_SHUFFLE8(M, t_[i_ + 1], t_[i_ + 3], 2, 3, 10, 11, 6, 7, 14, 15); \
+        }                                                                                   \
+        GROKREG_UNROLL for (i_ = 0; i_ < 4; i_++) { /* rows 0-3 with rows 4-7 */            \
+            out[i_] = GROKREG_SHUFFLE8(M, u_[i_], u_[i_ + 4], 0, 1, 2, 3, 8, 9, 10, 11);    \
+            out[i_ + 4] = GROKREG_SHUFFLE8(M, u_[i_], u_[i_ + 4], 4, 5, 6, 7, 12, 13, 14, 15); \
+        }                                                                                   \
+    } while (0)
+#define GROKREG_PACK_BLOCKS(T, V, M)                                                        \
+    for (; k + 8 <= high; k += 8) {                                                         \
+        for (b = 0; b + 8 <= n; b += 8) {                                                   \
+            V in_[8], out_[8];                                                              \
+            GROKREG_UNROLL for (r = 0; r < 8; r++)                                          \
+                in_[r] = *(const V *) (values + examples[b + r] * n_inputs + k);            \
+            GROKREG_TRANSPOSE8(V, M, in_, out_);                                            \
+            GROKREG_UNROLL for (r = 0; r < 8; r++)                                          \
+                *(V *) (packed + (k + r) * ld + b) = out_[r];                               \
+        }                                                                                   \
+        for (; b < n; b++)                                                                  \
+            for (r = 0; r < 8; r++)                                                         \
+                packed[(k + r) * ld + b] = values[examples[b] * n_inputs + k + r];          \
+    }
+#else
+#define GROKREG_PACK_BLOCKS(T, V, M)
+#endif
+
+#define GROKREG_PACK_ROWS(T, V, M, SUFFIX)                                                  \
+static void grokreg_pack_rows_##SUFFIX(const T *values, const int64_t *examples,            \
+                                       ptrdiff_t n, ptrdiff_t n_inputs, ptrdiff_t low,      \
+                                       ptrdiff_t high, T *packed, ptrdiff_t ld) {           \
+    ptrdiff_t k = low, b;                                                                   \
+    int r;                                                                                  \
+    GROKREG_PACK_BLOCKS(T, V, M)                                                            \
+    for (; k < high; k++)                                                                   \
+        for (b = 0; b < n; b++)                                                             \
+            packed[k * ld + b] = values[examples[b] * n_inputs + k];                        \
+}
+#ifdef GROKREG_SHUFFLE8
+GROKREG_PACK_ROWS(float, grokreg_f8, grokreg_f8_mask, f32)
+GROKREG_PACK_ROWS(double, grokreg_d8, grokreg_d8_mask, f64)
+#else
+GROKREG_PACK_ROWS(float, , , f32)
+GROKREG_PACK_ROWS(double, , , f64)
 #endif
 
 #if GROKREG_CONTRACT && defined(__clang__)
@@ -190,6 +267,58 @@ GROKREG_TILE_BODIES(float, grokreg_v32, f32)
 GROKREG_TILE_BODIES(double, grokreg_v64, f64)
 GROKREG_TILE_BODIES(float, grokreg_h32, h32)
 GROKREG_TILE_BODIES(double, grokreg_h64, h64)
+
+/* A row's last 32 bytes of columns (past its whole 64-byte vectors) for a block of examples,
+ * with the vectors the other way: each accumulator holds one column of a vector of examples,
+ * read from the packed batch (a[t * a_t + e]), and each weight is broadcast, so that every
+ * fused multiply-add does a whole vector's work (the half-width tile does half of one).
+ * The same sums: out[e] = start + sum over s of a[t * a_t + e] * w[rows[t]], t = steps[s],
+ * for the EV vectors of examples from e = 0. */
+#define GROKREG_BLOCK_MAX_VECTORS 4
+#define GROKREG_BLOCK_BODY(T, V, SUFFIX)                                                    \
+GROKREG_INLINE void grokreg_block_body_##SUFFIX(                                            \
+        const int EV, const T *a, ptrdiff_t a_t, const T *w, ptrdiff_t ldw,                 \
+        const int32_t *rows, const int32_t *steps, ptrdiff_t count, const T *start, T *out, \
+        ptrdiff_t ldo) {                                                                   \
+    enum { LANES = (int) (sizeof(V) / sizeof(T)), COLUMNS = (int) (32 / sizeof(T)) };       \
+    V acc[GROKREG_BLOCK_MAX_VECTORS][COLUMNS];                                             \
+    ptrdiff_t s, t;                                                                         \
+    int e, c, lane;                                                                         \
+    GROKREG_UNROLL for (e = 0; e < EV; e++)                                                 \
+        GROKREG_UNROLL for (c = 0; c < COLUMNS; c++)                                        \
+            for (lane = 0; lane < LANES; lane++)                                            \
+                GROKREG_V_LANE(acc[e][c], lane) = start ? start[c] : 0;                     \
+    for (s = 0; s < count; s++) {                                                           \
+        const T *row;                                                                       \
+        V x[GROKREG_BLOCK_MAX_VECTORS];                                                    \
+        t = steps[s];                                                                       \
+        row = w + (ptrdiff_t) rows[t] * ldw;                                                \
+        GROKREG_UNROLL for (e = 0; e < EV; e++)                                             \
+            x[e] = GROKREG_V_LOAD(V, a + t * a_t + e * LANES);                              \
+        GROKREG_UNROLL for (c = 0; c < COLUMNS; c++) {                                      \
+            const T weight = row[c];                                                        \
+            GROKREG_UNROLL for (e = 0; e < EV; e++) /* fma(weight, x, acc): x * weight */   \
+                GROKREG_V_ADD_PRODUCT(V, acc[e][c], weight, x[e]);                          \
+        }                                                                                   \
+    }                                                                                       \
+    for (e = 0; e < EV; e++)                                                                \
+        for (lane = 0; lane < LANES; lane++)                                                \
+            GROKREG_UNROLL for (c = 0; c < COLUMNS; c++)                                    \
+                out[(e * LANES + lane) * ldo + c] = GROKREG_V_LANE(acc[e][c], lane);        \
+}                                                                                           \
+static void grokreg_block_sums_##SUFFIX(                                                    \
+        int ev, const T *a, ptrdiff_t a_t, const T *w, ptrdiff_t ldw, const int32_t *rows,  \
+        const int32_t *steps, ptrdiff_t count, const T *start, T *out, ptrdiff_t ldo) {     \
+    switch (ev) {                                                                           \
+        case 1: grokreg_block_body_##SUFFIX(1, a, a_t, w, ldw, rows, steps, count, start, out, ldo); break; \
+        case 2: grokreg_block_body_##SUFFIX(2, a, a_t, w, ldw, rows, steps, count, start, out, ldo); break; \
+        case 3: grokreg_block_body_##SUFFIX(3, a, a_t, w, ldw, rows, steps, count, start, out, ldo); break; \
+        case 4: grokreg_block_body_##SUFFIX(4, a, a_t, w, ldw, rows, steps, count, start, out, ldo); break; \
+        default: break;                                                                     \
+    }                                                                                       \
+}
+GROKREG_BLOCK_BODY(float, grokreg_v32, f32)
+GROKREG_BLOCK_BODY(double, grokreg_v64, f64)
 
 /* One function per kind and dtype, which takes the tile's shape at run time and runs the
  * body compiled for it: every shape up to ROWS x VECTORS, the smaller ones for the edges. */

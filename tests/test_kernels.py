@@ -393,12 +393,13 @@ def test_a_mini_batch_is_bit_identical_to_sums_in_its_order(dtype, layout, n_thr
     examples in order), one fused multiply-add at a time: the kernels' bits exactly, the
     sparse rows skipping the zeros, the dense tiles adding them."""
     rng = np.random.default_rng(17)
-    x = (rng.random((24, 40)) * (rng.random((24, 40)) < 0.6)).astype(dtype)
-    labels = rng.integers(0, 5, size=24)
+    # 80 examples: every kind of dense block (32 and 16 examples, and tiles of the rest)
+    x = (rng.random((80, 40)) * (rng.random((80, 40)) < 0.6)).astype(dtype)
+    labels = rng.integers(0, 5, size=80)
     w01, w12 = random_weights(40, 19, 5, seed=5, dtype=dtype)
     expected = [w01.copy(), w12.copy()]
     params = padded(w01, w12)
-    train(dataset(x, labels, layout), params, 0.1, 24, n_threads=n_threads)
+    train(dataset(x, labels, layout), params, 0.1, 80, n_threads=n_threads)
     batch_in_kernel_order(x, labels, *expected, 0.1)
     assert np.array_equal(params[0][:, :19], expected[0])
     assert np.array_equal(params[2], expected[1])
