@@ -267,33 +267,36 @@ cdef void dense_sums(const floating *packed, Py_ssize_t ld, const int32_t *steps
 
 
 cdef Py_ssize_t nonzero_examples(const floating *const *rows, Py_ssize_t count,
-                                 Py_ssize_t size, uint8_t *flags,
-                                 int32_t *examples) noexcept nogil:
+                                 Py_ssize_t size, int32_t *examples) noexcept nogil:
     """The examples b < size where one of the packed rows rows[:count] is non-zero, in
-    order, in examples; how many. flags: size bytes of scratch."""
+    order, in examples; how many."""
     cdef Py_ssize_t b, r, n = 0
+    cdef int32_t flag
     cdef const floating *row
+    # flagged in examples itself, as int32 (whole vectors of comparisons; bytes took
+    # packing), then listed in place: examples[n] is written once flag n <= b was read
     for b in range(size):
-        flags[b] = 0
-    for r in range(count):  # over the examples: vectorised
+        examples[b] = 0
+    for r in range(count):
         row = rows[r]
         for b in range(size):
-            flags[b] |= row[b] != 0
+            examples[b] |= row[b] != 0
     for b in range(size):  # listed without a branch on the flags
+        flag = examples[b]
         examples[n] = <int32_t> b
-        n += flags[b]
+        n += flag
     return n
 
 
 cdef void dense_update(const floating *packed, Py_ssize_t ld, const int32_t *listed,
                        Py_ssize_t first, Py_ssize_t last, Py_ssize_t size,
                        const floating *delta, Py_ssize_t width, floating alpha,
-                       floating *weights, uint8_t *flags, int32_t *examples) noexcept nogil:
+                       floating *weights, int32_t *examples) noexcept nogil:
     """weights[k] += alpha * (sum over b < size of packed[k * ld + b] * delta[b]) for the
     inputs k = listed[t], t in first..last - 1 (delta's rows width apart), each sum in
     example order: the rows update_inputs updates from the same batch, a tile of TILE_ROWS
-    inputs at a time, over the examples where one of them is non-zero (scratch: flags and
-    examples, size each)."""
+    inputs at a time, over the examples where one of them is non-zero (scratch: examples,
+    size int32)."""
     cdef Py_ssize_t lanes = VECTOR_BYTES // sizeof(floating), j, t, r, mr, nv, count, columns
     cdef const floating *inputs[16]
     nv = 0
@@ -302,7 +305,7 @@ cdef void dense_update(const floating *packed, Py_ssize_t ld, const int32_t *lis
         mr = min(TILE_ROWS, last - t)
         for r in range(mr):
             inputs[r] = packed + listed[t + r] * ld
-        count = nonzero_examples(inputs, mr, size, flags, examples)
+        count = nonzero_examples(inputs, mr, size, examples)
         j = 0
         while j < width:
             columns = tile_columns(width - j, lanes, &nv)

@@ -40,17 +40,15 @@ cdef inline void keyed_mask(uint64_t key, Py_ssize_t example, double keep, float
     cdef Py_ssize_t j, pairs = (n + 1) // 2
     cdef uint64_t bits, threshold = <uint64_t> (keep * 4294967296.0)
     cdef uint64_t counter = key + <uint64_t> (example * pairs) * 0x9E3779B97F4A7C15ULL
-    cdef floating factor[2]  # looked up, as in draw_book_mask
-    factor[0] = 0
-    factor[1] = <floating> (1.0 / keep)
-    for j in range(0, n - 1, 2):
+    cdef floating kept = <floating> (1.0 / keep)
+    for j in range(0, n - 1, 2):  # a select, which vectorises (a lookup did not)
         counter = counter + 0x9E3779B97F4A7C15ULL
         bits = mix64(counter)
-        mask[j] = factor[<uint64_t> (<uint32_t> bits) < threshold]
-        mask[j + 1] = factor[(bits >> 32) < threshold]
+        mask[j] = kept if <uint64_t> (<uint32_t> bits) < threshold else 0
+        mask[j + 1] = kept if (bits >> 32) < threshold else 0
     if n % 2:
         bits = mix64(counter + 0x9E3779B97F4A7C15ULL)
-        mask[n - 1] = factor[<uint64_t> (<uint32_t> bits) < threshold]
+        mask[n - 1] = kept if <uint64_t> (<uint32_t> bits) < threshold else 0
 
 
 cdef inline bint keyed_bit(uint64_t key, Py_ssize_t example, Py_ssize_t n, Py_ssize_t j,

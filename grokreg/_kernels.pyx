@@ -826,7 +826,6 @@ cdef class Workspace:
             steps=np.empty((tile_slots(n_parts, capacity), n_inputs) if dense and by_columns
                            else 1, np.int32),
             step_counts=np.empty((INPUT_RUNS, tile_slots(n_parts, capacity)), np.intp),
-            flags=np.empty((n_parts, capacity) if dense and by_columns else 1, np.uint8),
             examples=np.empty((n_parts, capacity) if dense and by_columns else 1, np.int32),
             row_data=np.empty(n_inputs + 1 if (dense or thinned) and not batches else 1, dtype),
             row_columns=np.empty(n_inputs + 1 if (dense or thinned) and not batches else 1,
